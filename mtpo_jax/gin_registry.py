@@ -1,0 +1,30 @@
+"""Registers the library's functions and classes with Gin: the only place that makes them configurable.
+
+Library code takes plain arguments; this module exposes it to Gin files under short, stable names.
+"""
+
+from __future__ import annotations
+
+import gin
+import jax.numpy as jnp
+
+_REGISTERED = False
+
+
+def register() -> None:
+  global _REGISTERED
+  if _REGISTERED:
+    return
+  from mtpo_jax import partitioning
+  from mtpo_jax.data import toy_teacher
+  from mtpo_jax.models.config import T5Config
+  from mtpo_jax.training import optimizers, sft_trainer
+
+  gin.external_configurable(T5Config, "T5Config")
+  gin.external_configurable(partitioning.MeshSpec, "MeshSpec")
+  gin.external_configurable(optimizers.make_optimizer, "make_optimizer")
+  gin.external_configurable(sft_trainer.train_sft, "train_sft")
+  gin.external_configurable(toy_teacher.generate_split, "toy_teacher_split")
+  gin.constant("bfloat16", jnp.bfloat16)
+  gin.constant("float32", jnp.float32)
+  _REGISTERED = True

@@ -1,0 +1,92 @@
+"""Orbax checkpoints: periodic atomic saves of the whole train state plus JSON metadata, exact resume.
+
+Each step directory holds `state/` (every array of the state, restored in the layout the caller asks for,
+so a checkpoint written on one mesh restores on another) and `meta/` (JSON: data position, config
+fingerprint, anything the trainer needs to continue exactly). Orbax writes to a temporary directory and
+renames it on commit, so a killed save never shadows the previous good checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint directory is missing, empty or unreadable."""
+
+
+class Checkpointer:
+  """Save every `save_every` steps (and when forced), keep the newest `keep`."""
+
+  def __init__(self, directory: str, save_every: int = 1000, keep: int = 3, async_save: bool = False):
+    if save_every <= 0:
+      raise ValueError(f"save_every must be positive, got {save_every}")
+    self.directory = os.path.abspath(directory)
+    self.save_every = save_every
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=async_save)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def should_save(self, step: int) -> bool:
+    return step % self.save_every == 0
+
+  def save(self, step: int, state: Any, meta: dict[str, Any], force: bool = False) -> bool:
+    if not (force or self.should_save(step)) or step in self._manager.all_steps():
+      return False
+    args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    return self._manager.save(step, args=args, force=True)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Restores into `abstract_state` (a pytree of jax.ShapeDtypeStruct with shardings)."""
+    return restore_checkpoint(self._manager, self.directory, abstract_state, step)
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def restore_checkpoint(manager: ocp.CheckpointManager, directory: str, abstract_state: Any,
+                       step: int | None) -> tuple[Any, dict[str, Any]]:
+  steps = list(manager.all_steps())
+  if not steps:
+    raise CheckpointError(f"no checkpoint found in {directory}")
+  step = max(steps) if step is None else step
+  if step not in steps:
+    raise CheckpointError(f"checkpoint step {step} not found in {directory}; available: {sorted(steps)}")
+  args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+  try:
+    restored = manager.restore(step, args=args)
+  except Exception as e:  # orbax raises many types (FileNotFoundError, ValueError, tensorstore errors)
+    raise CheckpointError(f"checkpoint {directory}/{step} is unreadable or does not match the model "
+                          f"({type(e).__name__}: {str(e).splitlines()[0][:300]})") from e
+  return restored.state, dict(restored.meta)
+
+
+def load_params(directory: str, step: int | None = None) -> Any:
+  """Only the parameters of a trainer checkpoint, as host arrays (e.g. to initialise a value model from a
+  policy, or to load the SFT reference policy); the caller places them on its mesh."""
+  if not os.path.isdir(directory):
+    raise CheckpointError(f"checkpoint directory {directory} does not exist")
+  manager = ocp.CheckpointManager(os.path.abspath(directory))
+  steps = list(manager.all_steps())
+  if not steps:
+    raise CheckpointError(f"no checkpoint found in {directory}")
+  step = max(steps) if step is None else step
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  except Exception as e:  # orbax raises many types
+    raise CheckpointError(f"checkpoint {directory}/{step} is unreadable ({type(e).__name__}: {e})") from e
+  return jax.tree.map(jax.device_get, restored.state["params"])

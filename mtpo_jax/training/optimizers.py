@@ -1,0 +1,46 @@
+"""Optimizers and learning-rate schedules (bound by Gin at the entrypoint)."""
+
+from __future__ import annotations
+
+import optax
+
+
+def make_schedule(learning_rate: float, schedule: str = "constant", warmup_steps: int = 0,
+                  total_steps: int | None = None, end_value: float = 0.0) -> optax.Schedule:
+  """constant | linear | cosine | rsqrt (T5's inverse square root), each after a linear warm-up."""
+  if schedule == "constant":
+    main = optax.constant_schedule(learning_rate)
+  elif schedule in ("linear", "cosine"):
+    if not total_steps or total_steps <= warmup_steps:
+      raise ValueError(f"schedule {schedule!r} needs total_steps > warmup_steps, got {total_steps}")
+    decay = total_steps - warmup_steps
+    main = (optax.linear_schedule(learning_rate, end_value, decay) if schedule == "linear"
+            else optax.cosine_decay_schedule(learning_rate, decay, alpha=end_value / learning_rate))
+  elif schedule == "rsqrt":
+    offset = max(warmup_steps, 1)
+    main = lambda step: learning_rate * (offset / (step + offset)) ** 0.5
+  else:
+    raise ValueError(f"unknown schedule {schedule!r}; expected constant, linear, cosine or rsqrt")
+  if warmup_steps <= 0:
+    return main
+  return optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup_steps), main], [warmup_steps])
+
+
+def make_optimizer(name: str = "adafactor", learning_rate: float = 1e-3, schedule: str = "constant",
+                   warmup_steps: int = 0, total_steps: int | None = None, decay_rate: float = 0.8,
+                   weight_decay: float = 0.0, b1: float = 0.9, b2: float = 0.999,
+                   grad_clip_norm: float | None = 1.0) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Adafactor (decay rate 0.8 as in MTPO Table 4) or AdamW, with optional global-norm clipping."""
+  lr = make_schedule(learning_rate, schedule, warmup_steps, total_steps)
+  if name == "adafactor":
+    tx = optax.adafactor(lr, decay_rate=decay_rate, weight_decay_rate=weight_decay or None,
+                         multiply_by_parameter_scale=False, clipping_threshold=None)
+  elif name == "adamw":
+    tx = optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay)
+  elif name == "sgd":
+    tx = optax.sgd(lr)
+  else:
+    raise ValueError(f"unknown optimizer {name!r}; expected adafactor, adamw or sgd")
+  if grad_clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(grad_clip_norm), tx)
+  return tx, lr
