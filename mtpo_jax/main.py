@@ -65,6 +65,7 @@ def parse_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def parse_config(gin_files: Sequence[str], bindings: Sequence[str]) -> None:
   """Parses files and bindings; raises on unknown names, missing files or syntax errors."""
   gin_registry.register()
+  gin.clear_config()  # unlocks too: a second run in one process (tests, notebooks) starts clean
   gin.add_config_file_search_path(GIN_DIR)
   gin.add_config_file_search_path(os.getcwd())
   resolved = []

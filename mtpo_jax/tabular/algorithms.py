@@ -49,6 +49,7 @@ def theory_step_size(alpha: float | jax.Array, t: int | jax.Array) -> jax.Array:
     return 2.0 / (alpha * (t + 2.0))
 
 
+@exact
 def geometric_mixture(pi: jax.Array, mu: jax.Array, weight: float | jax.Array) -> jax.Array:
     """pi^{1-w} mu^w, renormalised over the last axis, on supp(mu) (digest A4). [..., A] -> [..., A].
 
@@ -59,6 +60,7 @@ def geometric_mixture(pi: jax.Array, mu: jax.Array, weight: float | jax.Array) -
     return _masked_softmax(logits, support)
 
 
+@exact
 def mirror_descent_step(
     pi: jax.Array, mu: jax.Array, q: jax.Array, eta: float | jax.Array, mix: float | jax.Array
 ) -> jax.Array:

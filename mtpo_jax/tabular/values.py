@@ -25,6 +25,7 @@ def safe_log(x: jax.Array) -> jax.Array:
     return jnp.log(jnp.where(x > 0, x, 1.0))
 
 
+@exact
 def state_kl(p: jax.Array, q: jax.Array) -> jax.Array:
     """Per-state KL(p||q) over the last axis, with 0 log 0 = 0. [..., A] -> [...]."""
     return jnp.sum(jnp.where(p > 0, p * (safe_log(p) - safe_log(q)), 0.0), axis=-1)

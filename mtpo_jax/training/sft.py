@@ -37,7 +37,9 @@ def sft_train_step(state: TrainState, batch: Batch, *, model: T5, tx: optax.Grad
   (loss, aux), grads = grad_fn(state.params, batch, state.step_key(), model)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics = {"loss": loss, "accuracy": aux["accuracy"], "grad_norm": optax.global_norm(grads),
+  # update_norm catches an update that poisons the parameters while this step's loss was still finite.
+  metrics = {"loss": loss, "accuracy": aux["accuracy"], "grad_norm": optax.tree.norm(grads),
+             "update_norm": optax.tree.norm(updates),
              "learning_rate": schedule(state.step), "tokens": batch["decoder_loss_weights"].sum()}
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

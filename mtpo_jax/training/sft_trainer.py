@@ -144,8 +144,9 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
 
 def _check_finite(metrics: dict[str, Any], step: int, ckpt: Checkpointer) -> dict[str, float]:
   values = {k: float(np.asarray(v)) for k, v in metrics.items()}
-  if not np.isfinite(values["loss"]) or not np.isfinite(values["grad_norm"]):
-    raise FloatingPointError(f"non-finite loss/grad_norm at step {step} ({values['loss']}, {values['grad_norm']}); "
+  watched = {k: values[k] for k in ("loss", "grad_norm", "update_norm") if k in values}
+  if not all(np.isfinite(v) for v in watched.values()):
+    raise FloatingPointError(f"non-finite loss/grad/update at step {step} ({watched}); "
                              f"nothing was saved; the last good checkpoint is step {ckpt.latest_step()} "
                              f"in {ckpt.directory}")
   return values

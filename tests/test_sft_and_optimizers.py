@@ -1,0 +1,113 @@
+"""SFT loss and optimizer schedules against hand computation; NaN losses stop the run and keep checkpoints."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from mtpo_jax.data import toy_teacher
+from mtpo_jax.data.batches import SFTBatches, pack_ids
+from mtpo_jax.models.config import T5Config
+from mtpo_jax.models.t5 import T5
+from mtpo_jax.models.value import T5Value, value_params_from_policy
+from mtpo_jax.training import optimizers
+from mtpo_jax.training.checkpoints import load_params
+from mtpo_jax.training.sft import token_cross_entropy
+from mtpo_jax.training.sft_trainer import train_sft
+
+
+def test_token_cross_entropy_by_hand():
+  logits = jnp.array([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]]])
+  targets = jnp.array([[0, 2], [1, 0]])
+  weights = jnp.array([[1.0, 1.0], [1.0, 0.0]])
+  # -log softmax by hand: row (2,0,0)->target 0: log(e^2+2)-2; (0,1,0)->2: log(2+e)-0; (0,0,0)->1: log 3.
+  expected = (np.log(np.e ** 2 + 2) - 2 + np.log(2 + np.e) + np.log(3)) / 3
+  loss, acc = token_cross_entropy(logits, targets, weights)
+  assert float(loss) == pytest.approx(expected, rel=1e-6)
+  assert float(acc) == pytest.approx(1 / 3)  # only the first token's argmax is right
+
+
+def test_schedules_by_hand():
+  lin = optimizers.make_schedule(1.0, "linear", warmup_steps=10, total_steps=30)
+  assert float(lin(5)) == pytest.approx(0.5) and float(lin(10)) == pytest.approx(1.0)
+  assert float(lin(20)) == pytest.approx(0.5) and float(lin(30)) == pytest.approx(0.0)
+  rs = optimizers.make_schedule(1.0, "rsqrt", warmup_steps=100)
+  assert float(rs(100)) == pytest.approx(1.0) and float(rs(400)) == pytest.approx(0.5)  # T5: sqrt(warmup / step)
+  cos = optimizers.make_schedule(2.0, "cosine", total_steps=100)
+  assert float(cos(50)) == pytest.approx(1.0, abs=1e-6)
+  with pytest.raises(ValueError, match="unknown schedule"):
+    optimizers.make_schedule(1.0, "exponential")
+  with pytest.raises(ValueError, match="unknown optimizer"):
+    optimizers.make_optimizer("lion")
+
+
+def test_adafactor_uses_decay_rate():
+  tx, _ = optimizers.make_optimizer("adafactor", learning_rate=0.1, decay_rate=0.8, grad_clip_norm=None)
+  p = {"w": jnp.ones((3,))}
+  state = tx.init(p)
+  g = {"w": jnp.array([1.0, 2.0, 3.0])}
+  _, state = tx.update(g, state, p)
+  v = [s for s in jax.tree.leaves(state) if getattr(s, "shape", None) == (3,)]
+  # Adafactor's second moment after one step with decay_rate 0.8: beta2_1 = 1 - 1^-0.8 = 0, so v = g^2 + eps.
+  assert any(np.allclose(np.asarray(x), np.array([1.0, 4.0, 9.0]), rtol=1e-5) for x in v)
+
+
+def test_pack_ids_truncation():
+  out = pack_ids([[5, 6, 7, 8], [9]], 3, truncate_left=True, add_eos=True)
+  np.testing.assert_array_equal(out, [[7, 8, 1], [9, 1, 0]])
+  out = pack_ids([[5, 6, 7, 8]], 3, truncate_left=False, add_eos=True)
+  np.testing.assert_array_equal(out, [[5, 6, 1]])
+
+
+def test_batches_are_a_function_of_index():
+  class Vocab:
+    def encode_batch(self, texts):
+      return [[3 + (ord(c) % 50) for c in t] for t in texts]
+  pairs = toy_teacher.generate(10, seed=1)
+  b = SFTBatches(pairs, Vocab(), batch_size=4, input_length=16, target_length=16, seed=3)
+  first = [b.batch(i)["encoder_input_tokens"] for i in range(5)]
+  again = SFTBatches(pairs, Vocab(), batch_size=4, input_length=16, target_length=16, seed=3)
+  for i in (3, 0, 4):
+    np.testing.assert_array_equal(again.batch(i)["encoder_input_tokens"], first[i])
+  # An epoch (10 examples) visits every example once: batches 0,1 and half of 2.
+  seen = np.concatenate([b.batch(i)["encoder_input_tokens"] for i in range(3)])[:10]
+  assert len({r.tobytes() for r in seen}) == len({r.tobytes() for r in b.inputs})
+  with pytest.raises(ValueError, match="empty"):
+    SFTBatches([], Vocab(), 4, 8, 8)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  config = T5Config(vocab_size=256, d_model=32, d_kv=8, d_ff=64, num_heads=4)
+  # The rate turns NaN from step 3 on, so step 4's loss is NaN; checkpoints are due every 2 steps.
+  schedule = lambda step: jnp.where(step < 3, 1e-3, jnp.nan)
+  tx = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(schedule))
+  data = (toy_teacher.generate(64, 0), toy_teacher.generate(8, 1))
+  with pytest.raises(FloatingPointError, match="non-finite loss.*step 4.*last good checkpoint is step 2"):
+    train_sft(str(tmp_path), config, data, optimizer=(tx, schedule), num_steps=10, batch_size=8,
+              input_length=16, target_length=16, vocab_size=256, log_every=1, save_every=2, eval_every=100,
+              eval_batches=1)
+  params = load_params(os.path.join(tmp_path, "checkpoints"))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
+
+
+def test_value_model_starts_from_policy():
+  config = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_heads=4)
+  ids = jnp.array([[5, 6, 7, 1, 0], [9, 1, 0, 0, 0]])
+  policy = T5(config).init(jax.random.PRNGKey(0), ids, ids)["params"]
+  value_model = T5Value(config)
+  vp = value_model.init(jax.random.PRNGKey(1), ids)["params"]
+  vp = value_params_from_policy(jax.tree.map(lambda x: x, vp), policy)
+  vp["value_head"] = jnp.ones((16,))
+  values = value_model.apply({"params": vp}, ids)
+  assert values.shape == (2,) and values.dtype == jnp.float32
+  # By construction the value is the sum of the policy decoder's first hidden state.
+  enc = T5(config).apply({"params": policy}, ids, method=T5.encode)
+  hidden = T5(config).apply({"params": policy}, enc, (ids != 0).astype(jnp.int32), jnp.zeros((2, 1), jnp.int32),
+                            method=T5.decoder_hidden)
+  np.testing.assert_allclose(values, hidden[:, 0].sum(-1), rtol=1e-5)
+  with pytest.raises(ValueError, match="do not match"):
+    value_params_from_policy(vp, {"x": jnp.ones(1)})
