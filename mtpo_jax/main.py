@@ -82,6 +82,7 @@ def parse_config(gin_files: Sequence[str], bindings: Sequence[str]) -> None:
 def run(argv: Sequence[str] | None = None) -> object:
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU backend" on every CPU run
   files, bindings = parse_args(sys.argv[1:] if argv is None else argv)
   parse_config(files, bindings)
   return run_job()

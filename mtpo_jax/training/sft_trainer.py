@@ -73,7 +73,8 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
               mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), num_steps: int = 1000,
               batch_size: int = 32, input_length: int = 64, target_length: int = 64, vocab_size: int = 512,
               vocab_path: str | None = None, seed: int = 0, log_every: int = 10, eval_every: int = 200,
-              eval_batches: int = 4, save_every: int = 500, keep_checkpoints: int = 3) -> dict[str, float]:
+              eval_batches: int = 4, save_every: int = 500, keep_checkpoints: int = 3,
+              num_samples: int = 4) -> dict[str, float]:
   """Trains `model_config` with teacher forcing on `data=(train_pairs, eval_pairs)`; returns final metrics."""
   os.makedirs(model_dir, exist_ok=True)
   train_pairs, eval_pairs = data
@@ -139,7 +140,24 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
     bar.close()
     ckpt.close()
     writer.close()
+  if jax.process_index() == 0 and num_samples:
+    _write_samples(model, state.params, vocab, eval_pairs[:num_samples], input_length, target_length,
+                   os.path.join(model_dir, "samples.txt"))
   return last
+
+
+def _write_samples(model: T5, params, vocab: Vocabulary, pairs: Pairs, input_length: int, target_length: int,
+                   path: str) -> None:
+  """Greedy replies to a few held-out inputs, beside their references, for a person to read."""
+  from mtpo_jax.data.batches import pack_ids
+  from mtpo_jax.models.decoding import Sampler, SamplingConfig
+  inputs = pack_ids(vocab.encode_batch([p[0] for p in pairs]), input_length, True, True)
+  out = Sampler(model, SamplingConfig(max_new_tokens=target_length, greedy=True))(
+      jax.device_get(params), inputs, jax.random.PRNGKey(0))
+  with open(path, "w") as f:
+    for (source, reference), tokens in zip(pairs, out.tokens):
+      f.write(f"input:     {source}\nreference: {reference}\nmodel:     {vocab.decode(tokens)}\n\n")
+  log.info("wrote %d greedy samples to %s", len(pairs), path)
 
 
 def _check_finite(metrics: dict[str, Any], step: int, ckpt: Checkpointer) -> dict[str, float]:
