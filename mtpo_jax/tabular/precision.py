@@ -19,27 +19,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _has_tracer(tree: Any) -> bool:
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+  return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
 
 def exact(fn: F | None = None, *, static_argnames: tuple[str, ...] = ()) -> Any:
-    """Decorator: jit `fn`, run it in float64, and return numpy arrays (or inline it when traced).
+  """Decorator: jit `fn`, run it in float64, and return numpy arrays (or inline it when traced).
 
-    Usage: `@exact` or `@exact(static_argnames=("num_iters",))`. The undecorated function is `wrapper.pure`.
-    """
+  Usage: `@exact` or `@exact(static_argnames=("num_iters",))`. The undecorated function is `wrapper.pure`.
+  """
 
-    def decorate(f: F) -> F:
-        jitted = jax.jit(f, static_argnames=static_argnames)
+  def decorate(f: F) -> F:
+    jitted = jax.jit(f, static_argnames=static_argnames)
 
-        @functools.wraps(f)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _has_tracer((args, kwargs)):
-                return f(*args, **kwargs)
-            with jax.enable_x64(True):
-                out = jitted(*args, **kwargs)
-                return jax.tree.map(np.asarray, out)
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+      if _has_tracer((args, kwargs)):
+        return f(*args, **kwargs)
+      with jax.enable_x64(True):
+        out = jitted(*args, **kwargs)
+        return jax.tree.map(np.asarray, out)
 
-        wrapper.pure = f  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+    wrapper.pure = f  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
-    return decorate(fn) if fn is not None else decorate
+  return decorate(fn) if fn is not None else decorate
