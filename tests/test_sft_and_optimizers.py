@@ -111,3 +111,14 @@ def test_value_model_starts_from_policy():
   np.testing.assert_allclose(values, hidden[:, 0].sum(-1), rtol=1e-5)
   with pytest.raises(ValueError, match="do not match"):
     value_params_from_policy(vp, {"x": jnp.ones(1)})
+
+
+def test_vocabulary_round_trip_and_out_of_range_ids(tmp_path):
+  from mtpo_jax.data.vocabulary import Vocabulary, train_sentencepiece
+  texts = [t for pair in toy_teacher.generate(200, 0) for t in pair]
+  vocab = Vocabulary(train_sentencepiece(texts, str(tmp_path / "spm"), vocab_size=300))
+  ids = vocab.encode("let me explain photosynthesis.")
+  assert vocab.decode(ids + [1, 7, 8]) == "let me explain photosynthesis."  # stops at EOS
+  assert "⁇" in vocab.decode([vocab.vocab_size + 5])  # a padded-vocab id is unk, not a crash
+  again = Vocabulary(train_sentencepiece(texts, str(tmp_path / "spm2"), vocab_size=300))
+  assert open(vocab.model_path, "rb").read() == open(again.model_path, "rb").read()  # deterministic

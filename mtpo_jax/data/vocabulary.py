@@ -34,13 +34,15 @@ class Vocabulary:
     return self._sp.encode(list(texts))
 
   def decode(self, ids: Iterable[int]) -> str:
+    """Ids past the vocabulary (a model's embedding table is usually padded larger) decode as unk."""
     out = []
+    size = self.vocab_size
     for i in ids:
       i = int(i)
       if i == EOS_ID:
         break
       if i != PAD_ID:
-        out.append(i)
+        out.append(i if 0 <= i < size else UNK_ID)
     return self._sp.decode(out)
 
 
