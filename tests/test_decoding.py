@@ -124,3 +124,15 @@ def test_bad_inputs_are_rejected(model_and_params):
     SamplingConfig(temperature=0.0)
   with pytest.raises(ValueError, match="top_p"):
     SamplingConfig(top_p=0.0)
+
+
+def test_bf16_compute_tracks_float32(model_and_params):
+  model, params = model_and_params
+  x = jnp.asarray(_inputs())
+  dec = jnp.asarray(_inputs(seed=1)[:, :7])
+  f32 = model.apply({"params": params}, x, dec)
+  bf16 = T5(CONFIG.replace(dtype=jnp.bfloat16)).apply({"params": params}, x, dec)
+  assert bf16.dtype == jnp.float32  # logits are always float32
+  p32, p16 = jax.nn.softmax(f32), jax.nn.softmax(bf16)
+  assert float(jnp.abs(p32 - p16).max()) < 0.02
+  assert float((jnp.argmax(f32, -1) == jnp.argmax(bf16, -1)).mean()) > 0.9

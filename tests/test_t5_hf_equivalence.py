@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from mtpo_jax.models.hf_import import HFCheckpointError, export_hf_t5, load_hf_t5  # noqa: E402
+from mtpo_jax.models import export_hf_t5, load_hf_t5  # noqa: E402  (the public names)
+from mtpo_jax.models.hf_import import HFCheckpointError  # noqa: E402
 
 LAYOUTS = {"t5_relu_tied": ("relu", True), "t5_1_1_gated_gelu_untied": ("gated-gelu", False)}
 
