@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mtpo_jax.envs.endpoint_student import EmptyReplyError, EndpointStudent, clean_reply
+from mtpo_jax.envs.negotiation import NegotiationEnv, buyer_system_prompt, sale_price, sample_contexts
 from mtpo_jax.openai_client import (ChatClient, ChatConfig, ChatConnectionError, ChatHTTPError, ChatTimeoutError,
                                     MalformedReplyError)
 from mtpo_jax.oracles.endpoint import EndpointJudge, MalformedJudgementError, logprob_choice, parse_choice
@@ -331,6 +332,20 @@ def test_endpoint_student_failures_raise():
     student.reply([c.append(Turn("student", "Hello.", False))])
   with pytest.raises(KeyError, match="student preference"):
     student.messages(Conversation(Context("x", {"topic": "t"}, {})).append(Turn("teacher", "Hi.", True)))
+
+
+def test_endpoint_buyer_in_the_negotiation_env():
+  ctx = sample_contexts(1, seed=0)[0]
+  with ScriptedServer([ok("Buyer: Could you do $20,000?\nSeller: maybe"), ok("Deal! $21,000 it is.")]) as srv:
+    env = NegotiationEnv(EndpointStudent(make_client(srv.url), system_prompt=buyer_system_prompt, own_name="Buyer",
+                                         other_name="Seller"))
+    convs, done = env.step(env.reset([ctx]), ["Hi! It's $23,000."])
+    assert convs[0].turns[-1].text == "Could you do $20,000?" and not done[0]
+    convs, done = env.step(convs, ["How about $21,000?"])
+  assert done[0] and sale_price(convs[0]) == 21000.0
+  system = srv.requests[0]["json"]["messages"][0]["content"]
+  assert f"{ctx.hidden['budget']:,}" in system and ctx.hidden["personality"] in system
+  assert [m["role"] for m in srv.requests[1]["json"]["messages"]] == ["system", "user", "assistant", "user"]
 
 
 @pytest.mark.parametrize("raw, want", [
