@@ -9,6 +9,8 @@ from typing import Iterable, Sequence
 import sentencepiece as spm
 
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
+# Trained by tools/train_vocab.py on the generated Education Dialogue and negotiation corpora (committed).
+DEFAULT_SPM_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "dialogue_spm.model")
 
 
 class Vocabulary:

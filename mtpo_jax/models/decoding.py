@@ -68,10 +68,21 @@ def filter_logits(logits: Array, top_k: int, top_p: float) -> Array:
   return logits
 
 
+def row_keys(rng: Array, batch_size: int) -> Array:
+  """One raw key per row: `rng` [2] is split by row index; `rng` [B, 2] already holds a key per row (e.g.
+  hashed from each conversation's id, so a row's sample does not depend on its batch position)."""
+  if rng.ndim == 2:
+    return rng
+  return jax.vmap(lambda r: jax.random.fold_in(rng, r))(jnp.arange(batch_size))
+
+
 def decode_loop(step_fn: StepFn, state: Any, batch_size: int, rng: Array, config: SamplingConfig, *,
                 start_id: int, eos_id: int, pad_id: int) -> SampleOutput:
-  """Generic sampler over any cached `step_fn`; stops early once every row has emitted EOS."""
+  """Generic sampler over any cached `step_fn`; stops early once every row has emitted EOS.
+
+  rng: [2] or per-row [B, 2] raw keys (see `row_keys`)."""
   n = config.max_new_tokens
+  keys0 = row_keys(rng, batch_size)
   temperature = 1.0 if config.greedy else config.temperature
 
   def cond(carry):
@@ -88,7 +99,7 @@ def decode_loop(step_fn: StepFn, state: Any, batch_size: int, rng: Array, config
     else:
       masked = filter_logits(logits, config.top_k, config.top_p)
       # One key per (row, step): a row's sample does not depend on batch padding or its neighbours.
-      keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(rng, r), i))(jnp.arange(batch_size))
+      keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys0)
       tok = jax.vmap(jax.random.categorical)(keys, masked)
     tok = tok.astype(jnp.int32)
     lp = jnp.take_along_axis(logp_all, tok[:, None], axis=-1)[:, 0]
@@ -165,13 +176,17 @@ class Sampler:
     return self._jitted._cache_size()
 
   def __call__(self, params: Any, input_ids: np.ndarray, rng: Array) -> SampleOutput:
-    """input_ids: [B, S] (right-padded with pad_id) -> SampleOutput as numpy arrays, sliced to B rows."""
+    """input_ids: [B, S] (right-padded with pad_id); rng: [2] or per-row [B, 2] raw keys.
+    Returns SampleOutput as numpy arrays, sliced to B rows."""
     input_ids = np.asarray(input_ids, np.int32)
     if input_ids.ndim != 2 or input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
       raise ValueError(f"input_ids must be a non-empty [batch, length] array, got shape {input_ids.shape}")
     b, s = input_ids.shape
-    padded = np.full((bucket(b, self.min_batch), bucket(s, self.min_length)), self.model.config.pad_token_id,
-                     np.int32)
+    bb = bucket(b, self.min_batch)
+    padded = np.full((bb, bucket(s, self.min_length)), self.model.config.pad_token_id, np.int32)
     padded[:b, :s] = input_ids
+    rng = jnp.asarray(rng)
+    if rng.ndim == 2:  # per-row keys: pad them to the bucket too
+      rng = jnp.concatenate([rng, jnp.zeros((bb - b, rng.shape[1]), rng.dtype)], axis=0)
     out = self._jitted(params, jnp.asarray(padded), rng)
     return SampleOutput(*(np.asarray(x)[:b] for x in out))
