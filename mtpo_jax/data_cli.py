@@ -1,0 +1,75 @@
+"""`mtpo-data`: Education Dialogue data tools (docs/education_dialogue.md).
+
+    python -m mtpo_jax.data_cli validate FILE...     # one line per problem: FILE:INDEX: FIELD: what is wrong
+    python -m mtpo_jax.data_cli generate --out DIR   # synthetic data in the released format and split sizes
+
+`validate` writes nothing; it exits 1 if any file has a problem (a summary goes to stderr) and 0 with a
+one-line summary on stdout when every file is clean. Usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+from mtpo_jax.envs.education import generator, schema
+
+
+def _validate(args: argparse.Namespace) -> int:
+  problems, records = [], 0
+  for path in args.files:
+    data, found = schema.validate_file(path)
+    records += len(data)
+    problems += found
+  for p in problems[:args.max_problems] if args.max_problems else problems:
+    print(p)
+  if problems:
+    bad = len({(p.file, p.index) for p in problems})
+    print(f"FAILED: {len(problems)} problem(s) in {bad} record(s)/file(s) of {len(args.files)} file(s)",
+          file=sys.stderr)
+    return 1
+  print(f"OK: {len(args.files)} file(s), {records} record(s), no problems")
+  return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+  start = time.perf_counter()
+  paths = generator.write_dataset(args.out, seed=args.seed, num_train=args.num_train,
+                                  num_train_files=args.num_train_files, num_eval=args.num_eval)
+  total, seconds = args.num_train + args.num_eval, time.perf_counter() - start
+  print(f"wrote {total} conversations to {len(paths)} files in {args.out} ({total / seconds:.0f}/s)")
+  return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="mtpo-data", description=__doc__.split("\n")[0])
+  sub = parser.add_subparsers(dest="command", required=True)
+  v = sub.add_parser("validate", help="check files in the released Education Dialogue format")
+  v.add_argument("files", nargs="+", metavar="FILE")
+  v.add_argument("--max_problems", type=int, default=0, help="print at most this many problems (0: all)")
+  v.set_defaults(run=_validate)
+  g = sub.add_parser("generate", help="write synthetic Education Dialogue data in the released format")
+  g.add_argument("--out", required=True, help="output directory")
+  g.add_argument("--seed", type=int, default=0)
+  g.add_argument("--num_train", type=int, default=generator.NUM_TRAIN)
+  g.add_argument("--num_train_files", type=int, default=generator.NUM_TRAIN_FILES)
+  g.add_argument("--num_eval", type=int, default=generator.NUM_EVAL)
+  g.set_defaults(run=_generate)
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Entry point; returns the exit status."""
+  args = _parser().parse_args(argv)
+  return args.run(args)
+
+
+def run() -> None:
+  """Console-script entry (`mtpo-data`)."""
+  sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()
