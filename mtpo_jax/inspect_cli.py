@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap.add_argument("--stats", action="store_true", help="counts, token-length percentiles, truncation rates")
   ap.add_argument("--json", action="store_true", help="machine-readable output")
   ap.add_argument("--list", action="store_true", help="list the registered tasks")
-  ap.add_argument("--input_length", type=int, default=512)
+  ap.add_argument("--input_length", type=int, default=None, help="default: the task's own feature length")
   ap.add_argument("--target_length", type=int, default=128)
   args = ap.parse_args(argv)
   tasks = _registered_tasks()
@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                           "; see --list"), file=sys.stderr)
     return 2
   if args.stats:
+    if args.input_length is None:
+      from mtpo_tasks import registry
+      args.input_length = registry.input_length(args.task)
     stats = _stats(args.task, args.split, args.input_length, args.target_length)
     print(json.dumps(stats, indent=None if args.json else 2))
     return 0

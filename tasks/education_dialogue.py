@@ -26,6 +26,7 @@ from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_tasks.education_dialogue_tfds import load_records
 
 INPUT_LENGTH, TARGET_LENGTH = 512, 128
+PAIR_INPUT_LENGTH = 1024  # two whole conversations: half of 512 each would cut every conversation's opening
 CONFIGS = ("synthetic", "synthetic_small", "released", "released_skip_bad")
 KINDS = ("teacher_sft", "student_sft", "rl_contexts", "conversation_pairs", "single_turn_pairs")
 SPLITS = {"train": "train", "validation": "validation"}
@@ -41,13 +42,21 @@ def _records(config: str, split: str) -> tuple:
                             manual_dir=os.environ.get("MTPO_EDUCATION_DIALOGUE_DIR")))
 
 
+def input_length(kind: str) -> int:
+  return PAIR_INPUT_LENGTH if kind == "conversation_pairs" else INPUT_LENGTH
+
+
 @functools.lru_cache(maxsize=1)
 def _vocabulary() -> Vocabulary:
   return Vocabulary(DEFAULT_SPM_PATH)
 
 
-def examples(config: str, kind: str, split: str, max_input_tokens: int = INPUT_LENGTH) -> Iterator[dict]:
-  """Python examples {"inputs", "targets", "id", "truncated"} of one task split (also used by mtpo-inspect)."""
+def examples(config: str, kind: str, split: str, max_input_tokens: int | None = None) -> Iterator[dict]:
+  """Python examples {"inputs", "targets", "id", "truncated"} of one task split (also used by mtpo-inspect).
+  The token budget leaves room for the EOS that SeqIO appends."""
+  if max_input_tokens is None:
+    max_input_tokens = input_length(kind)
+  max_input_tokens -= 1
   records = _records(config, split)
   vocab = _vocabulary()
   count = lambda text: len(vocab.encode(text))

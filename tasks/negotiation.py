@@ -49,7 +49,7 @@ def _turn_examples(record: dict, role: str, hidden: bool, max_input_tokens, coun
     yield {"inputs": inputs, "targets": target, "id": f"{record['id']}:{index}", "truncated": truncated}
 
 
-def examples(kind: str, split: str, max_input_tokens: int | None = 512, count_tokens=fmt._words) -> Iterator[dict]:
+def examples(kind: str, split: str, max_input_tokens: int | None = 511, count_tokens=fmt._words) -> Iterator[dict]:
   if kind == "seller_sft":
     yield from flat_map(_turn_examples, _records(split), role="Seller", hidden=False,
                         max_input_tokens=max_input_tokens, count_tokens=count_tokens)
@@ -59,8 +59,8 @@ def examples(kind: str, split: str, max_input_tokens: int | None = 512, count_to
   elif kind == "rl_contexts":
     for r in _records(split):
       inputs, _ = fmt.fit_history(_header(r, False), [], "Seller:", None)
-      yield {"inputs": inputs, "targets": json.dumps(r["background_info"], sort_keys=True), "id": r["id"],
-             "truncated": False}
+      yield {"inputs": inputs, "targets": r["background_info"]["car"].get("model", "car"),
+             "background": json.dumps(r["background_info"], sort_keys=True), "id": r["id"], "truncated": False}
   elif kind == "conversation_pairs":
     yield from _pairs(split, max_input_tokens, count_tokens)
   else:
@@ -81,8 +81,9 @@ def _pairs(split: str, max_input_tokens, count_tokens) -> Iterator[dict]:
   for a, b, p in zip(a_records, b_records, probs):
     ta = [(t["role"], t["text"]) for t in a["conversation"]]
     tb = [(t["role"], t["text"]) for t in b["conversation"]]
-    half = None if max_input_tokens is None else max_input_tokens // 2
+    header = _header(a, False)
+    half = None if max_input_tokens is None else (max_input_tokens - count_tokens(header)) // 2
     text_a, tra = fmt.fit_history("A:", ta, "", half, count_tokens)
     text_b, trb = fmt.fit_history("B:", tb, "", half, count_tokens)
-    yield {"inputs": f"{_header(a, False)}\n{text_a}\n{text_b}", "targets": f"{float(p):.4f}",
+    yield {"inputs": f"{header}\n{text_a}\n{text_b}", "targets": f"{float(p):.4f}",
            "id": f"{a['id']}|pair", "truncated": tra or trb}

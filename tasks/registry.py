@@ -18,14 +18,22 @@ def _token_counter():
   return lambda text: len(vocab.encode(text))
 
 
-def python_examples(task: str, split: str, max_input_tokens: int = 512) -> Iterator[dict]:
+def input_length(task: str) -> int:
+  """The inputs feature length the task's examples are budgeted for."""
+  for kind in education_dialogue.KINDS:
+    if task.startswith("education_dialogue_") and task.endswith(kind):
+      return education_dialogue.input_length(kind)
+  return 512
+
+
+def python_examples(task: str, split: str, max_input_tokens: int | None = None) -> Iterator[dict]:
   for config in education_dialogue.CONFIGS:
     for kind in education_dialogue.KINDS:
       if task == education_dialogue.task_name(config, kind):
         return education_dialogue.examples(config, kind, split, max_input_tokens)
   for kind in negotiation.KINDS:
     if task == negotiation.task_name(kind):
-      return negotiation.examples(kind, split, max_input_tokens, _token_counter())
+      return negotiation.examples(kind, split, (max_input_tokens or 512) - 1, _token_counter())
   raise KeyError(f"unknown task {task!r}")
 
 
@@ -33,7 +41,7 @@ def _negotiation_dataset_fn(kind: str):
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del shuffle_files, seed
     gen = lambda: ({k: e[k] for k in ("inputs", "targets", "id")}
-                   for e in negotiation.examples(kind, split, 512, _token_counter()))
+                   for e in negotiation.examples(kind, split, 511, _token_counter()))
     return tf.data.Dataset.from_generator(gen, output_signature={k: tf.TensorSpec((), tf.string)
                                                                 for k in ("inputs", "targets", "id")})
   return dataset_fn

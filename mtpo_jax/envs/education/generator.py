@@ -83,6 +83,19 @@ def generate_record(seed: int, split: str, index: int) -> dict:
           "ground_truth": truth}
 
 
+def replay(record: dict, seed: str | int, vary_teacher: bool = True) -> dict:
+  """Another conversation on the same student and topic: a fresh play, by default with freshly drawn teacher
+  attributes (a different teacher policy), so a record and its replay form a preference pair on one context."""
+  rng = random.Random(f"education-replay:{seed}")
+  bg = dict(record["background_info"])
+  if vary_teacher:
+    bg["teacher_prefrences"] = attributes.TEACHER_PREFERENCES[rng.choice(tuple(attributes.TEACHER_PREFERENCES))]
+    bg["teacher_reactions"] = attributes.TEACHER_REACTIONS[rng.choice(tuple(attributes.TEACHER_REACTIONS))]
+  turns, truth = _play(rng, bg["topic"], bg["student_prefrences"], bg["student_reactions"], bg["teacher_prefrences"],
+                       bg["teacher_reactions"])
+  return {"background_info": bg, "conversation": [{"role": r, "text": t} for r, t in turns], "ground_truth": truth}
+
+
 def generate(num: int, seed: int = 0, split: str = "train", start: int = 0) -> list[dict]:
   """Records start .. start+num-1 of a split."""
   return [generate_record(seed, split, i) for i in range(start, start + num)]
