@@ -1,0 +1,135 @@
+"""The deep multi-turn actor-critic step shared by MTPO, MTPO-tau and multi-turn RLHF (papers digest A7).
+
+One pure function `actor_critic_step(state, batch, frozen, *, hp, policy, value, policy_tx, value_tx)`:
+
+1. the critic V_phi(x_h) is evaluated on every agent-turn state (the encoder ids the policy saw);
+2. turn-level GAE over each conversation's agent turns gives advantages and value targets; advantages are
+   batch-normalised;
+3. critic: (V_hat - V_phi)^2;  actor: -A_hat * log pi_theta(y_h|x_h) + alpha * KL(pi_theta || mu)[x_h], with the
+   turn's log-probability the sum of its token log-probs and the KL exact per token from both models' logits;
+4. the actor is updated only from step `policy_delay` on (Table 4's "policy learning delay"); the critic always.
+
+The algorithms differ only in the rewards the caller puts in `batch["rewards"]` (MTPO: p and 1 - p of a
+judged pair on the last turn; RLHF: a reward model's score) and in how the conversations were sampled
+(MTPO-tau: from the geometric mixture). Row layout: N agent turns (rows) across C conversations of up to T
+agent turns; `turn_rows [C, T]` maps each conversation turn to its row (-1 = padding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from mtpo_jax.models.t5 import T5, shift_right
+from mtpo_jax.models.value import T5Value
+from mtpo_jax.rl import advantages as adv
+from mtpo_jax.rl import kl, losses
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCriticHParams:
+  """alpha: KL coefficient to mu; gamma/lam: GAE over turns; policy_delay: critic-only steps first.
+
+  kl_in_reward: also subtract alpha * KL(pi||mu)[x_h] from each turn's reward, as in the regularised value of
+  digest A2 (the paper does not say whether its deep variant does; [NOT FOUND], default off).
+  """
+  alpha: float = 0.005
+  gamma: float = 1.0
+  lam: float = 0.95
+  policy_delay: int = 1000
+  normalize_advantages: bool = True
+  kl_in_reward: bool = False
+
+
+@flax.struct.dataclass
+class ActorCriticState:
+  """Two train states (training/state.py TrainState: step, params, opt_state, rng), one per network."""
+  policy: Any
+  value: Any
+
+  @property
+  def step(self) -> jax.Array:
+    return self.policy.step
+
+
+def rows_to_turns(x: jax.Array, turn_rows: jax.Array, turn_mask: jax.Array) -> jax.Array:
+  """Per-row values [N] -> per-conversation-turn [C, T] (0 at padding)."""
+  return x[jnp.maximum(turn_rows, 0)] * turn_mask
+
+
+def turns_to_rows(x: jax.Array, turn_rows: jax.Array, turn_mask: jax.Array, num_rows: int) -> jax.Array:
+  """Per-conversation-turn [C, T] -> per-row [N] (rows not referenced stay 0)."""
+  return jnp.zeros((num_rows,), x.dtype).at[jnp.maximum(turn_rows, 0)].add(x * turn_mask)
+
+
+def policy_turn_terms(params: Any, ref_params: Any, batch: dict[str, jax.Array], policy: T5,
+                      reference: T5 | None = None) -> tuple[jax.Array, jax.Array]:
+  """(log pi_theta(y|x) [N], exact KL(pi_theta || mu)[x] along the sampled turn [N])."""
+  reference = reference or policy
+  dec_in = shift_right(batch["decoder_ids"], policy.config.decoder_start_token_id)
+  logits = policy.apply({"params": params}, batch["encoder_ids"], dec_in)
+  ref_logits = jax.lax.stop_gradient(reference.apply({"params": ref_params}, batch["encoder_ids"], dec_in))
+  mask = batch["token_mask"]
+  turn_logp = (kl.token_logprobs(logits, batch["decoder_ids"]) * mask).sum(-1)
+  return turn_logp, kl.sequence_kl(logits, ref_logits, mask)
+
+
+def actor_critic_step(state: ActorCriticState, batch: dict[str, jax.Array], frozen: dict[str, Any], *,
+                      hp: ActorCriticHParams, policy: T5, value: T5Value, policy_tx: optax.GradientTransformation,
+                      value_tx: optax.GradientTransformation) -> tuple[ActorCriticState, dict[str, jax.Array]]:
+  """batch: encoder_ids [N, S], decoder_ids / token_mask [N, L], row_mask [N], turn_rows / turn_mask /
+  rewards [C, T]. frozen: {"reference": mu's params}. Pure; jit with shardings and a donated state."""
+  n = batch["encoder_ids"].shape[0]
+  turn_rows, turn_mask = batch["turn_rows"], batch["turn_mask"].astype(jnp.float32)
+
+  # CRITIC ON EVERY STATE, THEN GAE OVER TURNS
+  v_rows = value.apply({"params": state.value.params}, batch["encoder_ids"])
+  rewards = batch["rewards"]
+  if hp.kl_in_reward:
+    _, kl_now = policy_turn_terms(state.policy.params, frozen["reference"], batch, policy)
+    rewards = rewards - hp.alpha * rows_to_turns(jax.lax.stop_gradient(kl_now), turn_rows, turn_mask)
+  v_turns = rows_to_turns(jax.lax.stop_gradient(v_rows), turn_rows, turn_mask)
+  advantages, targets = adv.turn_gae(rewards, v_turns, turn_mask, hp.gamma, hp.lam)
+  if hp.normalize_advantages:
+    advantages = adv.normalize(advantages, turn_mask)
+  adv_rows = turns_to_rows(advantages, turn_rows, turn_mask, n)
+  target_rows = turns_to_rows(targets, turn_rows, turn_mask, n)
+  row_mask = batch["row_mask"].astype(jnp.float32)
+
+  # UPDATE THE CRITIC
+  def critic_loss(value_params):
+    return losses.value_loss(value.apply({"params": value_params}, batch["encoder_ids"]), target_rows, row_mask)
+
+  v_loss, v_grads = jax.value_and_grad(critic_loss)(state.value.params)
+  v_updates, v_opt = value_tx.update(v_grads, state.value.opt_state, state.value.params)
+  new_value = state.value.replace(step=state.value.step + 1, params=optax.apply_updates(state.value.params, v_updates),
+                                  opt_state=v_opt)
+
+  # UPDATE THE ACTOR (after the delay)
+  def actor_loss(params):
+    logp, turn_kl = policy_turn_terms(params, frozen["reference"], batch, policy)
+    return losses.mtpo_policy_loss(logp, adv_rows, turn_kl, row_mask, hp.alpha), (logp, turn_kl)
+
+  (p_loss, (turn_logp, kl_rows)), p_grads = jax.value_and_grad(actor_loss, has_aux=True)(state.policy.params)
+  active = state.policy.step >= hp.policy_delay
+  p_updates, p_opt = policy_tx.update(p_grads, state.policy.opt_state, state.policy.params)
+  # Before the delay the actor stands still: no update and an untouched optimizer state.
+  p_updates = jax.tree.map(lambda u: jnp.where(active, u, jnp.zeros_like(u)), p_updates)
+  p_opt = jax.tree.map(lambda new, old: jnp.where(active, new, old), p_opt, state.policy.opt_state)
+  new_policy = state.policy.replace(step=state.policy.step + 1,
+                                    params=optax.apply_updates(state.policy.params, p_updates), opt_state=p_opt)
+
+  metrics = {
+      "policy_loss": p_loss, "value_loss": v_loss, "policy_active": active.astype(jnp.float32),
+      "kl_to_reference": (kl_rows * row_mask).sum() / jnp.maximum(row_mask.sum(), 1.0),
+      "explained_variance": adv.explained_variance(v_turns, targets, turn_mask),
+      "policy_grad_norm": optax.tree.norm(p_grads), "value_grad_norm": optax.tree.norm(v_grads),
+      "update_norm": optax.tree.norm(p_updates) + optax.tree.norm(v_updates),
+      "mean_turn_logp": (turn_logp * row_mask).sum() / jnp.maximum(row_mask.sum(), 1.0),
+  }
+  return ActorCriticState(policy=new_policy, value=new_value), metrics
