@@ -66,12 +66,16 @@ def parse_config(gin_files: Sequence[str], bindings: Sequence[str]) -> None:
   """Parses files and bindings; raises on unknown names, missing files or syntax errors."""
   gin_registry.register()
   gin.clear_config()  # unlocks too: a second run in one process (tests, notebooks) starts clean
-  gin.add_config_file_search_path(GIN_DIR)
-  gin.add_config_file_search_path(os.getcwd())
+  # Includes such as 'runs/sft.gin' must resolve under GIN_DIR before gin tries its package-resource reader,
+  # which crashes (TypeError) when the working directory holds a same-named folder (e.g. a `runs/` output
+  # directory is a namespace package to importlib). gin has no public API to order search paths.
+  from gin import config as gin_config
+  if GIN_DIR not in gin_config._LOCATION_PREFIXES:
+    gin_config._LOCATION_PREFIXES.insert(0, GIN_DIR)
   resolved = []
   for f in gin_files:
     if os.path.exists(f):
-      resolved.append(f)
+      resolved.append(os.path.abspath(f))
     elif os.path.exists(os.path.join(GIN_DIR, f)):
       resolved.append(os.path.join(GIN_DIR, f))
     else:

@@ -42,3 +42,15 @@ def test_model_dir_is_required():
     main.parse_config(["experiments/sft_tiny.gin"], [])
     main.run_job()
   gin.clear_config()
+
+
+def test_includes_resolve_beside_same_named_folders(tmp_path, monkeypatch):
+  # A `runs/` output folder in the working directory is a namespace package to importlib; gin's resource
+  # reader used to crash on it while resolving "include 'runs/sft.gin'".
+  (tmp_path / "runs" / "sft_tiny").mkdir(parents=True)
+  (tmp_path / "models").mkdir()
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  main.parse_config(["experiments/sft_tiny.gin", "meshes/cpu.gin"], ["MODEL_DIR='/tmp/unused'"])
+  assert gin.query_parameter("train_sft.num_steps") > 0
+  gin.clear_config()
