@@ -105,3 +105,17 @@ def test_preference_regression_losses():
   assert float(losses.preference_regression_loss(jnp.array([0.0]), target, "squared")) == pytest.approx(0.09)
   with pytest.raises(ValueError, match="unknown preference loss"):
     losses.preference_regression_loss(jnp.array([0.0]), target, "hinge")
+
+
+def test_pair_rewards_by_hand():
+  from mtpo_jax.rl import rewards
+  scores = rewards.pair_scores(np.array([0.8, 0.3]), np.array([[0, 2], [1, 3]]), 4)
+  np.testing.assert_allclose(scores, [0.8, 0.3, 0.2, 0.7], atol=1e-7)
+  mask = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 0]])
+  r = rewards.terminal_rewards(scores, mask)
+  np.testing.assert_allclose(r, [[0, 0.8, 0], [0.3, 0, 0], [0, 0, 0.2], [0, 0, 0]], atol=1e-7)
+  with pytest.raises(ValueError, match="in no pair"):
+    rewards.pair_scores(np.array([0.5]), np.array([[0, 1]]), 3)
+  spread = rewards.preference_spread(np.array([0.5, 1.0, 0.0, 0.75]))
+  assert spread["preference_spread"] == pytest.approx((0 + 0.5 + 0.5 + 0.25) / 4)
+  assert spread["preference_saturated"] == pytest.approx(0.5)
