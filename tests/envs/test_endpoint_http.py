@@ -289,9 +289,11 @@ def test_single_turn_mode_shows_history_and_both_responses():
   with ScriptedServer(default=lambda body: ok("1")) as srv:
     judge = EndpointJudge(make_client(srv.url), mode="single_turn")
     np.testing.assert_allclose(judge.preference([a], [b]), [0.5])
-  prompt = srv.requests[0]["json"]["messages"][0]["content"]
-  assert "Teacher: Hello class.\nStudent: Hi." in prompt
-  assert "Response 1:\nLet us grow a bean plant together." in prompt and "Copy the definition." in prompt
+  # Both orders are asked, concurrently, so the server may see either first.
+  prompts = [r["json"]["messages"][0]["content"] for r in srv.requests]
+  assert len(prompts) == 2 and all("Teacher: Hello class.\nStudent: Hi." in p for p in prompts)
+  assert any("Response 1:\nLet us grow a bean plant together.\n\nResponse 2:\nCopy the definition." in p for p in prompts)
+  assert any("Response 1:\nCopy the definition.\n\nResponse 2:\nLet us grow a bean plant together." in p for p in prompts)
   with pytest.raises(ValueError, match="share every turn"):
     judge.preference([a], [conv("c", "Other start.", "Hi.", "x")])
 
