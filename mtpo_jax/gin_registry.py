@@ -18,12 +18,17 @@ def register() -> None:
   from mtpo_jax import partitioning
   from mtpo_jax.data import toy_teacher
   from mtpo_jax.models.config import T5Config
-  from mtpo_jax.training import optimizers, sft_trainer
+  from mtpo_jax.oracles.rubric import RubricJudge
+  from mtpo_jax.rl.actor_critic import ActorCriticHParams
+  from mtpo_jax.training import mtpo_trainer, optimizers, sft_trainer
 
   gin.external_configurable(T5Config, "T5Config")
   gin.external_configurable(partitioning.MeshSpec, "MeshSpec")
   gin.external_configurable(optimizers.make_optimizer, "make_optimizer")
   gin.external_configurable(sft_trainer.train_sft, "train_sft")
+  gin.external_configurable(mtpo_trainer.train_mtpo, "train_mtpo")
+  gin.external_configurable(ActorCriticHParams, "ActorCriticHParams")
+  gin.external_configurable(RubricJudge, "RubricJudge")
   gin.external_configurable(toy_teacher.generate_split, "toy_teacher_split")
   gin.constant("bfloat16", jnp.bfloat16)
   gin.constant("float32", jnp.float32)
