@@ -30,6 +30,10 @@ def register() -> None:
   gin.external_configurable(ActorCriticHParams, "ActorCriticHParams")
   gin.external_configurable(RubricJudge, "RubricJudge")
   gin.external_configurable(toy_teacher.generate_split, "toy_teacher_split")
+  from mtpo_jax.data import education_examples
+  from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH
+  gin.external_configurable(education_examples.teacher_sft_split, "education_teacher_sft_split")
+  gin.constant("DEFAULT_SPM_PATH", DEFAULT_SPM_PATH)
   gin.constant("bfloat16", jnp.bfloat16)
   gin.constant("float32", jnp.float32)
   _REGISTERED = True

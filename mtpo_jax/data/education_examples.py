@@ -86,3 +86,18 @@ def flat_map(fn, records: Iterable[Record], **kwargs) -> Iterator[Example]:
 
 def truncation_rate(examples: Sequence[Example]) -> float:
   return sum(e["truncated"] for e in examples) / max(len(examples), 1)
+
+
+def teacher_sft_split(num_train: int = 4000, num_eval: int = 200, seed: int = 0,
+                      max_input_tokens: int = 255) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+  """(train, eval) teacher-SFT (input, target) pairs from generated conversations, inputs budgeted in tokens
+  of the committed vocabulary (one token left for EOS)."""
+  from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+  from mtpo_jax.envs.education import generator
+  vocab = Vocabulary(DEFAULT_SPM_PATH)
+  count = lambda text: len(vocab.encode(text))
+
+  def pairs(records):
+    return [(e["inputs"], e["targets"]) for e in flat_map(teacher_sft_examples, records,
+                                                          max_input_tokens=max_input_tokens, count_tokens=count)]
+  return pairs(generator.generate(num_train, seed, "train")), pairs(generator.generate(num_eval, seed, "eval"))
