@@ -34,6 +34,12 @@ def register() -> None:
   from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH
   gin.external_configurable(education_examples.teacher_sft_split, "education_teacher_sft_split")
   gin.constant("DEFAULT_SPM_PATH", DEFAULT_SPM_PATH)
+  from mtpo_jax.oracles import learned
+  from mtpo_jax.training import scorer_trainer
+  gin.external_configurable(scorer_trainer.train_reward_model, "train_reward_model")
+  gin.external_configurable(scorer_trainer.train_preference_model, "train_preference_model")
+  gin.external_configurable(learned.load_reward_judge, "learned_reward_judge")
+  gin.external_configurable(learned.load_preference_judge, "learned_preference_judge")
   gin.constant("bfloat16", jnp.bfloat16)
   gin.constant("float32", jnp.float32)
   _REGISTERED = True

@@ -1,0 +1,375 @@
+"""Training loops of the learned judges (papers/digest.md A9 step 3): a BT reward model and a direct preference
+model, both T5Value networks fit to judge-labelled pairs of Education Dialogue conversations.
+
+DATA: each generated record and its replay by a different teacher (`generator.replay`, as in
+data/education_pairs.py) form a pair on one context, labelled by the judge (default: the ground-truth
+RubricJudge) with p = P(record better). Train and eval pairs come from the generator's disjoint "train" and
+"eval" streams. The reward model sees (conversation a, conversation b, p); the preference model sees the
+rendered pair in both orders, (a, b) -> p and (b, a) -> 1 - p, to teach antisymmetry. Inputs are rendered by
+oracles/learned.py, the same code the learned judges use at rollout time.
+
+The loop mirrors sft_trainer: sharded init (optionally the backbone from a policy checkpoint), orbax resume
+with exact data position, ahead-of-time compile with the memory report, JSONL/TensorBoard metrics, progress
+bar, a stop on non-finite values before anything is saved. At the end, the held-out accuracy and calibration
+(ECE over 10 bins and a reliability table) go to MODEL_DIR/eval_report.json and the log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+from typing import Any, Callable, Iterator, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mtpo_jax import partitioning
+from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.envs.education import generator
+from mtpo_jax.envs.education.convert import record_to_conversation
+from mtpo_jax.models.config import T5Config
+from mtpo_jax.models.value import T5Value, value_params_from_policy
+from mtpo_jax.oracles import learned
+from mtpo_jax.oracles.base import Judge
+from mtpo_jax.oracles.rubric import RubricJudge
+from mtpo_jax.rl import scorer_steps as steps
+from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
+from mtpo_jax.training.metrics import MetricsWriter, progress
+from mtpo_jax.training.sft_trainer import (_abstract_with_shardings, _check_finite, _config_fingerprint,
+                                           _log_memory)
+from mtpo_jax.training.state import TrainState
+
+log = logging.getLogger(__name__)
+Pair = tuple[Any, Any, float]  # (conversation a, conversation b, judge's P(a > b))
+Arrays = dict[str, np.ndarray]
+
+
+# DATA
+
+def judged_pairs(num_pairs: int, seed: int, split: str, judge: Judge | None = None) -> list[Pair]:
+  """Records of `split` and their replays with another teacher, labelled P(record better) by `judge`."""
+  judge = judge or RubricJudge()
+  records = generator.generate(num_pairs, seed, split)
+  alts = [generator.replay(r, f"{split}:{i}") for i, r in enumerate(records)]
+  a = [record_to_conversation(r, f"{split}-{seed}-{i}") for i, r in enumerate(records)]
+  b = [record_to_conversation(r, f"{split}-{seed}-{i}") for i, r in enumerate(alts)]
+  return list(zip(a, b, (float(p) for p in judge.preference(a, b))))
+
+
+def reward_arrays(pairs: Sequence[Pair], vocab: Vocabulary, input_length: int) -> Arrays:
+  """ids_a, ids_b [N, S] int32 and label [N] float32 = P(a > b)."""
+  a, b, p = zip(*pairs)
+  return {"ids_a": learned.tokenize(learned.reward_model_inputs(a, vocab, input_length), vocab, input_length),
+          "ids_b": learned.tokenize(learned.reward_model_inputs(b, vocab, input_length), vocab, input_length),
+          "label": np.asarray(p, np.float32)}
+
+
+def preference_arrays(pairs: Sequence[Pair], vocab: Vocabulary, input_length: int) -> Arrays:
+  """ids [2N, S] int32, label [2N] float32: row 2i is pair i as (a, b) -> p, row 2i+1 is (b, a) -> 1 - p."""
+  firsts = [x for a, b, _ in pairs for x in (a, b)]
+  seconds = [x for a, b, _ in pairs for x in (b, a)]
+  labels = [x for _, _, p in pairs for x in (p, 1.0 - p)]
+  texts = learned.preference_model_inputs(firsts, seconds, vocab, input_length)
+  return {"ids": learned.tokenize(texts, vocab, input_length), "label": np.asarray(labels, np.float32)}
+
+
+class PairBatches:
+  """Fixed-shape batches; `batch(i)` is a pure function of (seed, i), so a resumed run replays exactly."""
+
+  def __init__(self, arrays: Arrays, batch_size: int, seed: int = 0):
+    self.arrays, self.batch_size, self.seed = arrays, batch_size, seed
+    self.size = len(arrays["label"])
+    if not self.size:
+      raise ValueError("scorer data is empty")
+
+  def batch(self, index: int) -> Arrays:
+    positions = np.arange(index * self.batch_size, (index + 1) * self.batch_size)
+    orders = {e: np.random.default_rng([self.seed, e]).permutation(self.size) for e in set(positions // self.size)}
+    rows = np.array([orders[p // self.size][p % self.size] for p in positions])
+    return {k: v[rows] for k, v in self.arrays.items()}
+
+  def in_order(self) -> Iterator[Arrays]:
+    """Every row once, in order; the last batch padded with weight-0 copies of row 0."""
+    for lo in range(0, self.size, self.batch_size):
+      rows = np.arange(lo, lo + self.batch_size)
+      real = rows < self.size
+      batch = {k: v[np.where(real, rows, 0)] for k, v in self.arrays.items()}
+      yield {**batch, "weight": real.astype(np.float32)}
+
+
+# CALIBRATION
+
+def calibration(probability: np.ndarray, label: np.ndarray, num_bins: int = 10) -> dict[str, Any]:
+  """Expected calibration error and the reliability table of predicted P(a > b) against the judge's.
+
+  Bins [k/n, (k+1)/n) (the last one closed). With soft labels the observed frequency of a bin is the mean judge
+  probability in it: ECE = sum_b (n_b / N) |mean p_b - mean label_b|.
+  """
+  p, y = np.asarray(probability, np.float64), np.asarray(label, np.float64)
+  index = np.clip(np.floor(p * num_bins).astype(int), 0, num_bins - 1)
+  table, ece = [], 0.0
+  for k in range(num_bins):
+    in_bin = index == k
+    n = int(in_bin.sum())
+    row = {"low": k / num_bins, "high": (k + 1) / num_bins, "count": n}
+    if n:
+      row.update(mean_predicted=float(p[in_bin].mean()), mean_label=float(y[in_bin].mean()))
+      row["gap"] = abs(row["mean_predicted"] - row["mean_label"])
+      ece += n / len(p) * row["gap"]
+    table.append(row)
+  return {"ece": float(ece), "reliability": table}
+
+
+def _accuracy(probability: np.ndarray, label: np.ndarray) -> float:
+  return float(steps.preference_accuracy(jnp.asarray(probability, jnp.float32), jnp.asarray(label, jnp.float32)))
+
+
+def _format_table(table: Sequence[dict]) -> str:
+  lines = ["  bin          count  predicted  judge"]
+  for r in table:
+    pred = f"{r['mean_predicted']:.3f}" if r["count"] else "-"
+    judge = f"{r['mean_label']:.3f}" if r["count"] else "-"
+    lines.append(f"  [{r['low']:.1f}, {r['high']:.1f})  {r['count']:6d}  {pred:>9}  {judge:>5}")
+  return "\n".join(lines)
+
+
+# TASKS: what differs between the two models
+
+@dataclasses.dataclass(frozen=True)
+class _Task:
+  kind: str  # "reward" | "preference"
+  make_arrays: Callable[[Sequence[Pair], Vocabulary, int], Arrays]
+  train_step: Callable
+  eval_step: Callable
+
+
+def _reward_task() -> _Task:
+  return _Task("reward", reward_arrays, steps.reward_model_train_step, steps.reward_model_eval_step)
+
+
+def _preference_task(loss_kind: str) -> _Task:
+  if loss_kind not in ("cross_entropy", "squared"):
+    raise ValueError(f"unknown preference loss {loss_kind!r}; expected cross_entropy or squared")
+  return _Task("preference", preference_arrays,
+               functools.partial(steps.preference_model_train_step, loss_kind=loss_kind),
+               functools.partial(steps.preference_model_eval_step, loss_kind=loss_kind))
+
+
+# EVALUATION
+
+def evaluate(eval_fn: Callable, params: Any, evals: PairBatches, partitioner: partitioning.Partitioner,
+             kind: str) -> dict[str, Any]:
+  """Held-out loss, accuracy on decisive pairs, ECE and reliability table; for the preference model also the
+  same after symmetrising both orders (what LearnedPreferenceJudge returns) and the antisymmetry gap."""
+  batches = list(evals.in_order())
+  outs = [jax.device_get(eval_fn(params, partitioner.put_batch(b))) for b in batches]
+  real = [b["weight"] > 0 for b in batches]
+  weights = np.array([float(o["examples"]) for o in outs])
+  prob = np.concatenate([o["probability"][m] for o, m in zip(outs, real)]).astype(np.float64)
+  label = evals.arrays["label"].astype(np.float64)
+  report = {"kind": kind, "examples": evals.size,
+            "decisive": int((np.abs(label - 0.5) > steps.TIE_TOLERANCE).sum()),
+            "loss": float(np.dot([float(o["loss"]) for o in outs], weights) / weights.sum()),
+            "accuracy": _accuracy(prob, label), "mean_abs_error": float(np.abs(prob - label).mean()),
+            **calibration(prob, label)}
+  if kind == "reward":
+    r = np.concatenate([np.concatenate([o["reward_a"][m], o["reward_b"][m]]) for o, m in zip(outs, real)])
+    report.update(reward_mean=float(r.mean()), reward_std=float(r.std()))
+  else:
+    p_ab, p_ba = prob[0::2], prob[1::2]
+    sym = learned.antisymmetric_preference(p_ab, p_ba)
+    report["antisymmetry_gap"] = float(np.abs(p_ab + p_ba - 1.0).mean())
+    report["symmetrized"] = {"accuracy": _accuracy(sym, label[0::2]), **calibration(sym, label[0::2])}
+  return report
+
+
+def _scalars(report: dict[str, Any]) -> dict[str, float]:
+  out = {k: float(v) for k, v in report.items() if isinstance(v, (int, float)) and k not in ("examples", "decisive", "step")}
+  for k, v in report.get("symmetrized", {}).items():
+    if isinstance(v, float):
+      out[f"symmetrized_{k}"] = v
+  return out
+
+
+# STATE
+
+def _state_layout(model: T5Value, tx: optax.GradientTransformation, input_length: int, seed: int,
+                  partitioner: partitioning.Partitioner) -> tuple[Callable, Any, Any]:
+  """(init_fn(rng, policy_backbone=None) -> TrainState, abstract state, state shardings); nothing materialised."""
+  dummy = jnp.ones((1, input_length), jnp.int32)
+
+  def init_fn(rng, policy=None):
+    init_rng, state_rng = jax.random.split(rng)
+    params = nn.unbox(model.init(init_rng, dummy)["params"])
+    if policy is not None:
+      params = value_params_from_policy(params, policy)
+    return TrainState.create(params, tx, state_rng)
+
+  specs = partitioning.logical_param_specs(jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)["params"])
+  with partitioner.context():
+    abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
+  return init_fn, abstract, partitioner.state_shardings(abstract, specs)
+
+
+def _init_state(init_fn: Callable, abstract: Any, shardings: Any, seed: int, partitioner: partitioning.Partitioner,
+                policy_params: Any | None) -> TrainState:
+  """The state materialised in its sharded layout; the backbone from `policy_params` (host arrays) if given."""
+  rng = jax.random.PRNGKey(seed)
+  if policy_params is None:
+    with partitioner.context():
+      return jax.jit(init_fn, out_shardings=shardings)(rng)
+  want = jax.tree.map(lambda a: a.shape, abstract.params["backbone"])
+  have = jax.tree.map(lambda a: tuple(np.shape(a)), policy_params)
+  if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
+    raise ValueError("the policy checkpoint does not match the scorer's T5Config (different shapes or layers)")
+  backbone_sh = shardings.params["backbone"]
+  policy = jax.tree.map(lambda x, s: jax.make_array_from_callback(x.shape, s, lambda idx, x=x: x[idx]),
+                        policy_params, backbone_sh)
+  with partitioner.context():
+    return jax.jit(init_fn, in_shardings=(partitioner.replicated, backbone_sh), out_shardings=shardings)(rng, policy)
+
+
+# LOOP
+
+def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
+                  optimizer: tuple[optax.GradientTransformation, optax.Schedule], mesh_spec: partitioning.MeshSpec,
+                  judge: Judge | None, init_checkpoint: str | None, num_steps: int, batch_size: int,
+                  input_length: int, num_train_pairs: int, num_eval_pairs: int, data_seed: int, seed: int,
+                  log_every: int, eval_every: int, save_every: int, keep_checkpoints: int,
+                  vocab_path: str | None) -> dict[str, float]:
+  os.makedirs(model_dir, exist_ok=True)
+  vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
+  if vocab.vocab_size > model_config.vocab_size:
+    raise ValueError(f"vocabulary has {vocab.vocab_size} pieces but the model's vocab_size is "
+                     f"{model_config.vocab_size}")
+
+  # LABEL PAIRS
+  judge = judge or RubricJudge()
+  train = PairBatches(task.make_arrays(judged_pairs(num_train_pairs, data_seed, "train", judge), vocab,
+                                       input_length), batch_size, seed)
+  evals = PairBatches(task.make_arrays(judged_pairs(num_eval_pairs, data_seed, "eval", judge), vocab,
+                                       input_length), batch_size, seed)
+  labels = train.arrays["label"]
+  log.info("%s model data: %d train rows (%.0f%% decisive, mean label %.3f), %d eval rows", task.kind, train.size,
+           100 * np.mean(np.abs(labels - 0.5) > steps.TIE_TOLERANCE), labels.mean(), evals.size)
+
+  # SET UP MESH, MODEL AND STATE
+  partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
+  model = T5Value(model_config)
+  tx, schedule = optimizer
+  ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
+  fingerprint = {"kind": task.kind, "model_config": _config_fingerprint(model_config), "input_length": input_length,
+                 "data": [num_train_pairs, data_seed, batch_size, seed]}
+  init_fn, abstract, state_sh = _state_layout(model, tx, input_length, seed, partitioner)
+  if ckpt.latest_step() is None:
+    policy = load_params(init_checkpoint) if init_checkpoint else None
+    state, start = _init_state(init_fn, abstract, state_sh, seed, partitioner, policy), 0
+  else:
+    state, meta = ckpt.restore(_abstract_with_shardings(abstract, state_sh))
+    written = {k: meta.get(k) for k in fingerprint}
+    if written != json.loads(json.dumps(fingerprint)):
+      raise CheckpointError(f"{ckpt.directory} was written by a different model/data setup: {written}")
+    start = int(meta["data_position"])
+    log.info("resumed from %s at step %d", ckpt.directory, start)
+  if jax.process_index() == 0:
+    _write_json(os.path.join(model_dir, learned.SCORER_FILE),
+                {"kind": task.kind, "model_config": learned.config_to_json(model_config),
+                 "input_length": input_length, "vocab_path": vocab_path})
+
+  # COMPILE (ahead of time, with the memory report)
+  batch_sh = partitioner.batch_shardings(train.batch(0))
+  step_fn = partitioner.jit(functools.partial(task.train_step, model=model, tx=tx, schedule=schedule),
+                            in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, partitioner.replicated),
+                            donate_argnums=0)
+  eval_fn = partitioner.jit(functools.partial(task.eval_step, model=model),
+                            in_shardings=(state_sh.params, partitioner.batch_shardings(next(evals.in_order()))),
+                            out_shardings=partitioner.replicated)
+  compiled = step_fn.lower(state, partitioner.put_batch(train.batch(0))).compile()
+  _log_memory(compiled)
+
+  # TRAIN
+  writer = MetricsWriter(model_dir)
+  bar = progress(num_steps, initial=start, desc=f"{task.kind} model")
+  last: dict[str, float] = {}
+  try:
+    for step in range(start, num_steps):
+      state, metrics = compiled(state, partitioner.put_batch(train.batch(step)))
+      done = step + 1
+      if done % log_every == 0 or ckpt.should_save(done) or done == num_steps:
+        last = _check_finite(jax.device_get(metrics), done, ckpt)
+        writer.write(done, last)
+        bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}")
+      if done % eval_every == 0 and done != num_steps:
+        ev = _scalars(evaluate(eval_fn, state.params, evals, partitioner, task.kind))
+        writer.write(done, ev, prefix="eval")
+      ckpt.save(done, state, {"data_position": done, **fingerprint}, force=done == num_steps)
+      bar.update(1)
+
+    # HELD-OUT REPORT
+    report = {"step": int(jax.device_get(state.step)),
+              **evaluate(eval_fn, state.params, evals, partitioner, task.kind)}
+    ev = _scalars(report)
+    writer.write(report["step"], ev, prefix="eval")
+  finally:
+    bar.close()
+    ckpt.close()
+    writer.close()
+  if jax.process_index() == 0:
+    _write_json(os.path.join(model_dir, "eval_report.json"), report)
+  log.info("%s model held-out (%d rows, %d decisive): accuracy %.3f, ECE %.3f, loss %.4f\n%s", task.kind,
+           report["examples"], report["decisive"], report["accuracy"], report["ece"], report["loss"],
+           _format_table(report["reliability"]))
+  if "symmetrized" in report:
+    log.info("symmetrized (as LearnedPreferenceJudge): accuracy %.3f, ECE %.3f; raw antisymmetry gap %.4f",
+             report["symmetrized"]["accuracy"], report["symmetrized"]["ece"], report["antisymmetry_gap"])
+  return {**last, **{f"eval_{k}": v for k, v in ev.items()}}
+
+
+def _write_json(path: str, obj: Any) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2)
+  os.replace(tmp, path)
+
+
+def train_reward_model(model_dir: str, model_config: T5Config, *,
+                       optimizer: tuple[optax.GradientTransformation, optax.Schedule],
+                       mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), judge: Judge | None = None,
+                       init_checkpoint: str | None = None, num_steps: int = 1000, batch_size: int = 32,
+                       input_length: int = 512, num_train_pairs: int = 4000, num_eval_pairs: int = 512,
+                       data_seed: int = 0, seed: int = 0, log_every: int = 10, eval_every: int = 200,
+                       save_every: int = 500, keep_checkpoints: int = 3,
+                       vocab_path: str | None = None) -> dict[str, float]:
+  """Bradley-Terry reward model on judge-labelled conversation pairs (soft labels); returns final metrics.
+
+  `init_checkpoint`: a policy (SFT) run's checkpoints directory whose parameters become the backbone.
+  """
+  return _train_scorer(_reward_task(), model_dir, model_config, optimizer=optimizer, mesh_spec=mesh_spec,
+                       judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps, batch_size=batch_size,
+                       input_length=input_length, num_train_pairs=num_train_pairs, num_eval_pairs=num_eval_pairs,
+                       data_seed=data_seed, seed=seed, log_every=log_every, eval_every=eval_every,
+                       save_every=save_every, keep_checkpoints=keep_checkpoints, vocab_path=vocab_path)
+
+
+def train_preference_model(model_dir: str, model_config: T5Config, *,
+                           optimizer: tuple[optax.GradientTransformation, optax.Schedule],
+                           mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), judge: Judge | None = None,
+                           init_checkpoint: str | None = None, loss_kind: str = "cross_entropy",
+                           num_steps: int = 1000, batch_size: int = 32, input_length: int = 1024,
+                           num_train_pairs: int = 4000, num_eval_pairs: int = 512, data_seed: int = 0,
+                           seed: int = 0, log_every: int = 10, eval_every: int = 200, save_every: int = 500,
+                           keep_checkpoints: int = 3, vocab_path: str | None = None) -> dict[str, float]:
+  """Direct preference model on rendered pairs in both orders, with the probability regression loss
+  `loss_kind` ("cross_entropy" | "squared", rl/losses.py); returns final metrics."""
+  return _train_scorer(_preference_task(loss_kind), model_dir, model_config, optimizer=optimizer,
+                       mesh_spec=mesh_spec, judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps,
+                       batch_size=batch_size, input_length=input_length, num_train_pairs=num_train_pairs,
+                       num_eval_pairs=num_eval_pairs, data_seed=data_seed, seed=seed, log_every=log_every,
+                       eval_every=eval_every, save_every=save_every, keep_checkpoints=keep_checkpoints,
+                       vocab_path=vocab_path)
