@@ -103,6 +103,12 @@ def _forward(model: T5Value, params: Any, ids: jax.Array) -> jax.Array:
   return model.apply({"params": params}, ids, deterministic=True)
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted_forward(config: T5Config):
+  """One jitted forward per model config, shared by every judge of that config (compiled once per bucket)."""
+  return jax.jit(functools.partial(_forward, T5Value(config)))
+
+
 class _Scorer:
   """Scalar head output for texts: one jitted forward over (batch, length) buckets."""
 
@@ -111,7 +117,7 @@ class _Scorer:
       raise ValueError(f"vocabulary has {vocab.vocab_size} pieces, the model only {config.vocab_size}")
     self.config, self.vocab, self.input_length, self.max_batch = config, vocab, input_length, max_batch
     self.params = jax.device_put(params)
-    self._forward = jax.jit(functools.partial(_forward, T5Value(config)))
+    self._forward = _jitted_forward(config)
 
   def scores(self, texts: Sequence[str]) -> np.ndarray:
     """[N] float64. Distinct texts are scored once, in sorted order, so equal inputs get equal scores and the

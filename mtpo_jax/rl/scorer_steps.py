@@ -10,7 +10,8 @@ Batches (one pytree each):
     reward:      ids_a [B, S], ids_b [B, S] int32, label [B] float32 = the judge's P(a > b) in [0, 1]
     preference:  ids [B, S] int32 (the pair text), label [B] float32
     eval batches may add weight [B] float32 (1 for real rows, 0 for padding rows).
-`state` is a training/state.py TrainState. Pure and jittable; `model`, `tx`, `schedule` and `loss_kind` are static (bind them with functools.partial).
+`state` is a training/state.py TrainState. Pure and jittable; `model`, `tx`, `schedule` and `loss_kind` are
+static (bind them with functools.partial).
 """
 
 from __future__ import annotations

@@ -127,7 +127,10 @@ def calibration(probability: np.ndarray, label: np.ndarray, num_bins: int = 10) 
 
 
 def _accuracy(probability: np.ndarray, label: np.ndarray) -> float:
-  return float(steps.preference_accuracy(jnp.asarray(probability, jnp.float32), jnp.asarray(label, jnp.float32)))
+  """`scorer_steps.preference_accuracy` in numpy: agreement on decisive pairs, a prediction of 1/2 half right."""
+  decisive = np.abs(label - 0.5) > steps.TIE_TOLERANCE
+  right = np.where(probability == 0.5, 0.5, (probability > 0.5) == (label > 0.5))
+  return float(right[decisive].mean()) if decisive.any() else 0.0
 
 
 def _format_table(table: Sequence[dict]) -> str:
@@ -190,7 +193,8 @@ def evaluate(eval_fn: Callable, params: Any, evals: PairBatches, partitioner: pa
 
 
 def _scalars(report: dict[str, Any]) -> dict[str, float]:
-  out = {k: float(v) for k, v in report.items() if isinstance(v, (int, float)) and k not in ("examples", "decisive", "step")}
+  skip = ("examples", "decisive", "step")
+  out = {k: float(v) for k, v in report.items() if isinstance(v, (int, float)) and k not in skip}
   for k, v in report.get("symmetrized", {}).items():
     if isinstance(v, float):
       out[f"symmetrized_{k}"] = v
@@ -237,6 +241,34 @@ def _init_state(init_fn: Callable, abstract: Any, shardings: Any, seed: int, par
 
 # LOOP
 
+def _label_pairs(task: _Task, judge: Judge, vocab: Vocabulary, input_length: int, num_train_pairs: int,
+                 num_eval_pairs: int, data_seed: int, batch_size: int, seed: int) -> tuple[PairBatches, PairBatches]:
+  """(train, eval) batches of judge-labelled pairs from the generator's disjoint "train" and "eval" streams."""
+  train, evals = (PairBatches(task.make_arrays(judged_pairs(n, data_seed, split, judge), vocab, input_length),
+                              batch_size, seed) for n, split in ((num_train_pairs, "train"), (num_eval_pairs, "eval")))
+  labels = train.arrays["label"]
+  log.info("%s model data: %d train rows (%.0f%% decisive, mean label %.3f), %d eval rows", task.kind, train.size,
+           100 * np.mean(np.abs(labels - 0.5) > steps.TIE_TOLERANCE), labels.mean(), evals.size)
+  return train, evals
+
+
+def _restore_or_init(ckpt: Checkpointer, fingerprint: dict[str, Any], init_fn: Callable, abstract: Any,
+                     state_sh: Any, seed: int, partitioner: partitioning.Partitioner,
+                     init_checkpoint: str | None) -> tuple[TrainState, int]:
+  """(state, first step): the latest checkpoint if there is one (same setup only), else a fresh sharded init."""
+  if ckpt.latest_step() is None:
+    policy = load_params(init_checkpoint) if init_checkpoint else None
+    if policy is not None and "value_head" in policy:  # a value/scorer checkpoint: take its backbone
+      policy = policy["backbone"]
+    return _init_state(init_fn, abstract, state_sh, seed, partitioner, policy), 0
+  state, meta = ckpt.restore(_abstract_with_shardings(abstract, state_sh))
+  written = {k: meta.get(k) for k in fingerprint}
+  if written != json.loads(json.dumps(fingerprint)):
+    raise CheckpointError(f"{ckpt.directory} was written by a different model/data setup: {written}")
+  log.info("resumed from %s at step %d", ckpt.directory, int(meta["data_position"]))
+  return state, int(meta["data_position"])
+
+
 def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
                   optimizer: tuple[optax.GradientTransformation, optax.Schedule], mesh_spec: partitioning.MeshSpec,
                   judge: Judge | None, init_checkpoint: str | None, num_steps: int, batch_size: int,
@@ -248,35 +280,17 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
   if vocab.vocab_size > model_config.vocab_size:
     raise ValueError(f"vocabulary has {vocab.vocab_size} pieces but the model's vocab_size is "
                      f"{model_config.vocab_size}")
-
-  # LABEL PAIRS
-  judge = judge or RubricJudge()
-  train = PairBatches(task.make_arrays(judged_pairs(num_train_pairs, data_seed, "train", judge), vocab,
-                                       input_length), batch_size, seed)
-  evals = PairBatches(task.make_arrays(judged_pairs(num_eval_pairs, data_seed, "eval", judge), vocab,
-                                       input_length), batch_size, seed)
-  labels = train.arrays["label"]
-  log.info("%s model data: %d train rows (%.0f%% decisive, mean label %.3f), %d eval rows", task.kind, train.size,
-           100 * np.mean(np.abs(labels - 0.5) > steps.TIE_TOLERANCE), labels.mean(), evals.size)
+  train, evals = _label_pairs(task, judge or RubricJudge(), vocab, input_length, num_train_pairs, num_eval_pairs,
+                              data_seed, batch_size, seed)
 
   # SET UP MESH, MODEL AND STATE
   partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
-  model = T5Value(model_config)
-  tx, schedule = optimizer
+  model, (tx, schedule) = T5Value(model_config), optimizer
   ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
   fingerprint = {"kind": task.kind, "model_config": _config_fingerprint(model_config), "input_length": input_length,
                  "data": [num_train_pairs, data_seed, batch_size, seed]}
   init_fn, abstract, state_sh = _state_layout(model, tx, input_length, seed, partitioner)
-  if ckpt.latest_step() is None:
-    policy = load_params(init_checkpoint) if init_checkpoint else None
-    state, start = _init_state(init_fn, abstract, state_sh, seed, partitioner, policy), 0
-  else:
-    state, meta = ckpt.restore(_abstract_with_shardings(abstract, state_sh))
-    written = {k: meta.get(k) for k in fingerprint}
-    if written != json.loads(json.dumps(fingerprint)):
-      raise CheckpointError(f"{ckpt.directory} was written by a different model/data setup: {written}")
-    start = int(meta["data_position"])
-    log.info("resumed from %s at step %d", ckpt.directory, start)
+  state, start = _restore_or_init(ckpt, fingerprint, init_fn, abstract, state_sh, seed, partitioner, init_checkpoint)
   if jax.process_index() == 0:
     _write_json(os.path.join(model_dir, learned.SCORER_FILE),
                 {"kind": task.kind, "model_config": learned.config_to_json(model_config),
@@ -306,29 +320,32 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
         writer.write(done, last)
         bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}")
       if done % eval_every == 0 and done != num_steps:
-        ev = _scalars(evaluate(eval_fn, state.params, evals, partitioner, task.kind))
-        writer.write(done, ev, prefix="eval")
+        writer.write(done, _scalars(evaluate(eval_fn, state.params, evals, partitioner, task.kind)), prefix="eval")
       ckpt.save(done, state, {"data_position": done, **fingerprint}, force=done == num_steps)
       bar.update(1)
 
     # HELD-OUT REPORT
     report = {"step": int(jax.device_get(state.step)),
               **evaluate(eval_fn, state.params, evals, partitioner, task.kind)}
-    ev = _scalars(report)
-    writer.write(report["step"], ev, prefix="eval")
+    final = writer.write(report["step"], _scalars(report), prefix="eval")
   finally:
     bar.close()
     ckpt.close()
     writer.close()
+  _publish_report(model_dir, report)
+  return {**last, **{f"eval_{k}": v for k, v in final.items()}}
+
+
+def _publish_report(model_dir: str, report: dict[str, Any]) -> None:
+  """MODEL_DIR/eval_report.json, and the headline numbers and reliability table in the log."""
   if jax.process_index() == 0:
     _write_json(os.path.join(model_dir, "eval_report.json"), report)
-  log.info("%s model held-out (%d rows, %d decisive): accuracy %.3f, ECE %.3f, loss %.4f\n%s", task.kind,
+  log.info("%s model held-out (%d rows, %d decisive): accuracy %.3f, ECE %.3f, loss %.4f\n%s", report["kind"],
            report["examples"], report["decisive"], report["accuracy"], report["ece"], report["loss"],
            _format_table(report["reliability"]))
   if "symmetrized" in report:
     log.info("symmetrized (as LearnedPreferenceJudge): accuracy %.3f, ECE %.3f; raw antisymmetry gap %.4f",
              report["symmetrized"]["accuracy"], report["symmetrized"]["ece"], report["antisymmetry_gap"])
-  return {**last, **{f"eval_{k}": v for k, v in ev.items()}}
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -348,7 +365,8 @@ def train_reward_model(model_dir: str, model_config: T5Config, *,
                        vocab_path: str | None = None) -> dict[str, float]:
   """Bradley-Terry reward model on judge-labelled conversation pairs (soft labels); returns final metrics.
 
-  `init_checkpoint`: a policy (SFT) run's checkpoints directory whose parameters become the backbone.
+  `init_checkpoint`: a policy (SFT) run's checkpoints directory whose parameters become the backbone (or a
+  value/scorer run's, whose backbone is taken).
   """
   return _train_scorer(_reward_task(), model_dir, model_config, optimizer=optimizer, mesh_spec=mesh_spec,
                        judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps, batch_size=batch_size,
@@ -366,7 +384,8 @@ def train_preference_model(model_dir: str, model_config: T5Config, *,
                            seed: int = 0, log_every: int = 10, eval_every: int = 200, save_every: int = 500,
                            keep_checkpoints: int = 3, vocab_path: str | None = None) -> dict[str, float]:
   """Direct preference model on rendered pairs in both orders, with the probability regression loss
-  `loss_kind` ("cross_entropy" | "squared", rl/losses.py); returns final metrics."""
+  `loss_kind` ("cross_entropy" | "squared", rl/losses.py); returns final metrics. `init_checkpoint` as for
+  `train_reward_model`."""
   return _train_scorer(_preference_task(loss_kind), model_dir, model_config, optimizer=optimizer,
                        mesh_spec=mesh_spec, judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps,
                        batch_size=batch_size, input_length=input_length, num_train_pairs=num_train_pairs,
