@@ -20,13 +20,14 @@ def register() -> None:
   from mtpo_jax.models.config import T5Config
   from mtpo_jax.oracles.rubric import RubricJudge
   from mtpo_jax.rl.actor_critic import ActorCriticHParams
-  from mtpo_jax.training import mtpo_trainer, optimizers, sft_trainer
+  from mtpo_jax.training import environments, optimizers, rl_trainer, sft_trainer
 
   gin.external_configurable(T5Config, "T5Config")
   gin.external_configurable(partitioning.MeshSpec, "MeshSpec")
   gin.external_configurable(optimizers.make_optimizer, "make_optimizer")
   gin.external_configurable(sft_trainer.train_sft, "train_sft")
-  gin.external_configurable(mtpo_trainer.train_mtpo, "train_mtpo")
+  gin.external_configurable(rl_trainer.train_rl, "train_rl")
+  gin.external_configurable(environments.sale_reward_judge, "sale_reward_judge")
   gin.external_configurable(ActorCriticHParams, "ActorCriticHParams")
   gin.external_configurable(RubricJudge, "RubricJudge")
   gin.external_configurable(toy_teacher.generate_split, "toy_teacher_split")

@@ -158,9 +158,13 @@ class Partitioner:
     call.jitted = jitted
     return call
 
-  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    """Global batch (host numpy, identical on every process) -> sharded device arrays."""
-    return {k: jax.make_array_from_callback(v.shape, self.data_sharding(v.ndim), lambda idx, v=v: v[idx])
+  def put_batch(self, batch: dict[str, np.ndarray],
+                shardings: dict[str, NamedSharding] | None = None) -> dict[str, jax.Array]:
+    """Global batch (host numpy, identical on every process) -> device arrays, sharded along the data axes
+    unless `shardings` names another sharding for a key."""
+    shardings = shardings or {}
+    return {k: jax.make_array_from_callback(v.shape, shardings.get(k) or self.data_sharding(v.ndim),
+                                            lambda idx, v=v: v[idx])
             for k, v in batch.items()}
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax.numpy as jnp
@@ -165,6 +166,8 @@ class RolloutBatch:
     conversations                 the C final Conversation records
     num_agent_turns [C] int32     agent turns played by this collect (beyond the start)
     ended_with_marker [C] bool    the last turn (either side's) says END_OF_CONVERSATION
+  timings: seconds spent in the policy ("decode_s") and in the environment ("env_s"), and the number of
+  sampled tokens ("sampled_tokens").
   """
   encoder_ids: np.ndarray
   decoder_ids: np.ndarray
@@ -181,6 +184,7 @@ class RolloutBatch:
   num_agent_turns: np.ndarray
   ended_with_marker: np.ndarray
   copies: int
+  timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
   @property
   def num_rows(self) -> int:
@@ -255,6 +259,7 @@ def collect(env: Environment, policy: TurnPolicy, contexts: Sequence[Context] | 
   chunks: list[TurnSamples] = []
   row_conv: list[int] = []
   row_turn: list[int] = []
+  decode_s = env_s = 0.0
   # PLAY: one batched sampler call per round, over the unfinished conversations only.
   for _ in range(rounds):
     live = [i for i, c in enumerate(convs)
@@ -264,8 +269,12 @@ def collect(env: Environment, policy: TurnPolicy, contexts: Sequence[Context] | 
     turns = [convs[i].num_agent_turns - offset[i] for i in live]
     keys = np.stack([conversation_key(seed, iteration, ids[context_index[i]], int(copy[i]), convs[i].num_agent_turns)
                      for i in live])
+    t0 = time.perf_counter()
     samples = policy.sample_turns([convs[i] for i in live], env.agent_role, keys)
+    t1 = time.perf_counter()
     stepped, _ = env.step([convs[i] for i in live], samples.texts)
+    decode_s += t1 - t0
+    env_s += time.perf_counter() - t1
     for i, c in zip(live, stepped):
       convs[i] = c
     chunks.append(samples)
@@ -284,4 +293,4 @@ def collect(env: Environment, policy: TurnPolicy, contexts: Sequence[Context] | 
       context_index=context_index, copy=copy, conversations=convs,
       num_agent_turns=np.array([c.num_agent_turns - o for c, o in zip(convs, offset)], np.int32),
       ended_with_marker=np.array([bool(c.turns) and _says_end(c.turns[-1].text) for c in convs], bool),
-      copies=copies)
+      copies=copies, timings={"decode_s": decode_s, "env_s": env_s, "sampled_tokens": float(cat("token_mask").sum())})

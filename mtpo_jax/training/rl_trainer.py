@@ -1,0 +1,308 @@
+"""The shared loop of every conversation-feedback RL algorithm of the MTPO paper (papers/digest.md A7, A8, A11).
+
+Each iteration: COLLECT conversations (or, for the single-turn baselines, one agent turn from logged states),
+SCORE them with the training judge, UPDATE the policy and the turn-level critic with the one pure step
+`rl.actor_critic.actor_critic_step`, then log, evaluate against the reference policy mu on held-out contexts,
+and checkpoint the full state (both networks, both optimizer states, the RNG, mu, the iteration; the iteration
+fixes the data position because every context and sampling key is derived from (seed, iteration)).
+
+The algorithms (ALGORITHMS) differ only in what is sampled and how it is scored:
+  mtpo                 2 conversations per context from pi_theta; rewards p and 1 - p of the judged pair (A7)
+  mtpo_tau             the same pairs sampled from the geometric mixture (1 - tau) theta + tau mu (A4)
+  rlhf_multi           1 conversation per context; reward = the judge's `rewards` (a learned BT model) (A5, A7)
+  reward_rl            1 conversation per context; reward = the environment's explicit reward (A11; Car Dealer)
+  rlhf_single_reward,  single-turn RLHF: states logged from mu's conversations, one new agent turn each,
+  rlhf_single_value    rewarded by a turn-level reward model (trained on single_turn_reward / _value pairs)
+  nash_single_reward,  single-turn Nash-MD: two new agent turns per logged state (from the mixture when tau > 0),
+  nash_single_value    p and 1 - p from a turn-level preference model (A8)
+The single-turn variants are the same actor-critic with one-turn episodes (then GAE reduces to r - V(x)).
+Plain arguments; Gin binds them in gin_registry.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import time
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mtpo_jax import partitioning
+from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.models.config import T5Config
+from mtpo_jax.models.decoding import Sampler, SamplingConfig, bucket
+from mtpo_jax.models.mixture import MixtureParams, MixtureSampler
+from mtpo_jax.models.t5 import T5
+from mtpo_jax.models.value import T5Value, value_params_from_policy
+from mtpo_jax.oracles.base import Judge
+from mtpo_jax.rl import actor_critic as ac
+from mtpo_jax.rl import rewards as rw
+from mtpo_jax.training import environments
+from mtpo_jax.training import rollout as ro
+from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
+from mtpo_jax.training.metrics import MetricsWriter, progress
+from mtpo_jax.training.state import TrainState
+from mtpo_jax.types import Conversation
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmSpec:
+  """copies: samples per context or state; feedback: "preference" (judged pairs) or "reward" (a scalar per
+  conversation); single_turn: one new agent turn from logged states; tau: "none" (must be 0), "required" (> 0)
+  or "optional"."""
+  copies: int
+  feedback: str
+  single_turn: bool = False
+  tau: str = "none"
+
+
+ALGORITHMS = {
+    "mtpo": AlgorithmSpec(2, "preference"),
+    "mtpo_tau": AlgorithmSpec(2, "preference", tau="required"),
+    "rlhf_multi": AlgorithmSpec(1, "reward"),
+    "reward_rl": AlgorithmSpec(1, "reward"),
+    "rlhf_single_reward": AlgorithmSpec(1, "reward", single_turn=True),
+    "rlhf_single_value": AlgorithmSpec(1, "reward", single_turn=True),
+    "nash_single_reward": AlgorithmSpec(2, "preference", single_turn=True, tau="optional"),
+    "nash_single_value": AlgorithmSpec(2, "preference", single_turn=True, tau="optional"),
+}
+
+
+def algorithm_spec(algorithm: str, tau: float) -> AlgorithmSpec:
+  if algorithm not in ALGORITHMS:
+    raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {sorted(ALGORITHMS)}")
+  spec = ALGORITHMS[algorithm]
+  if not 0.0 <= tau < 1.0:
+    raise ValueError(f"tau must be in [0, 1), got {tau}")
+  if spec.tau == "none" and tau != 0.0:
+    raise ValueError(f"{algorithm} samples from the policy itself; tau must be 0 (got {tau}); use mtpo_tau")
+  if spec.tau == "required" and tau == 0.0:
+    raise ValueError(f"{algorithm} samples from the mixture; set tau > 0 (Table 4: 0.0375)")
+  return spec
+
+
+def judge_rewards(judge: Any, conversations: Sequence[Conversation]) -> np.ndarray:
+  """[C] float32 scalar rewards from a judge offering `rewards` (learned reward models, explicit rewards) or
+  `score` (the ground-truth RubricJudge)."""
+  for name in ("rewards", "score"):
+    if hasattr(judge, name):
+      return np.asarray(getattr(judge, name)(list(conversations)), np.float32)
+  raise TypeError(f"{type(judge).__name__} gives no scalar reward (needs rewards() or score()); reward-based "
+                  "algorithms need e.g. learned_reward_judge")
+
+
+def win_rate(judge: Judge, a: Sequence[Conversation], b: Sequence[Conversation]) -> tuple[float, float]:
+  """Mean P(a_i better than b_i) and the half-width of its 95% normal interval."""
+  p = judge.preference(list(a), list(b))
+  return float(p.mean()), float(1.96 * p.std(ddof=1) / np.sqrt(len(p))) if len(p) > 1 else float("nan")
+
+
+def state_before(conversation: Conversation, agent_turn: int) -> Conversation:
+  """The partial conversation waiting for the agent's `agent_turn`-th turn (a logged state)."""
+  index = [i for i, t in enumerate(conversation.turns) if t.is_agent][agent_turn]
+  return dataclasses.replace(conversation, turns=conversation.turns[:index], done=False)
+
+
+def logged_states(conversations: Sequence[Conversation], rng: np.random.Generator) -> list[Conversation]:
+  """One state per conversation, at an agent turn drawn uniformly from those it has (digest A8: single-turn
+  data; the draw is [NOT FOUND] in the paper)."""
+  return [state_before(c, int(rng.integers(c.num_agent_turns))) for c in conversations if c.num_agent_turns]
+
+
+def _init_states(policy: T5, value: T5Value, policy_params, tx_p, tx_v, seed: int, input_length: int,
+                 partitioner: partitioning.Partitioner):
+  x = jnp.ones((1, input_length), jnp.int32)
+  p_specs = partitioning.logical_param_specs(jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"])
+  v_specs = partitioning.logical_param_specs(jax.eval_shape(value.init, jax.random.PRNGKey(0), x)["params"])
+
+  def init(rng):
+    r_p, r_v, r_s = jax.random.split(rng, 3)
+    pp = policy_params if policy_params is not None else nn.unbox(policy.init(r_p, x, x)["params"])
+    vp = value_params_from_policy(nn.unbox(value.init(r_v, x)["params"]), pp)
+    return ac.ActorCriticState(TrainState.create(pp, tx_p, r_s), TrainState.create(vp, tx_v, r_s))
+
+  with partitioner.context():
+    abstract = jax.eval_shape(init, jax.random.PRNGKey(seed))
+    shardings = ac.ActorCriticState(partitioner.state_shardings(abstract.policy, p_specs),
+                                    partitioner.state_shardings(abstract.value, v_specs))
+    state = jax.jit(init, out_shardings=shardings)(jax.random.PRNGKey(seed))
+  return state, shardings, abstract
+
+
+class _Rollouts:
+  """What each algorithm samples: whole conversations, or one turn from states logged by mu."""
+
+  def __init__(self, spec: AlgorithmSpec, env, sampler: Sampler, mixture: MixtureSampler | None, vocab: Vocabulary,
+               input_length: int, tau: float, seed: int):
+    self.spec, self.env, self.sampler, self.mixture, self.tau, self.seed = spec, env, sampler, mixture, tau, seed
+    self.vocab, self.input_length = vocab, input_length
+
+  def policy(self, params: Any, reference: Any, explore: bool) -> ro.TurnPolicy:
+    """pi_theta, or (for training rollouts with tau > 0) the mixture of pi_theta and mu."""
+    if explore and self.mixture is not None:
+      return ro.TurnPolicy(self.mixture, MixtureParams(params, reference, self.tau), self.vocab, self.input_length)
+    return ro.TurnPolicy(self.sampler, params, self.vocab, self.input_length)
+
+  def collect(self, params: Any, reference: Any, contexts, iteration: int) -> ro.RolloutBatch:
+    policy = self.policy(params, reference, explore=True)
+    if not self.spec.single_turn:
+      return ro.collect(self.env, policy, contexts, copies=self.spec.copies, seed=self.seed, iteration=iteration)
+    logged = ro.collect(self.env, self.policy(reference, reference, explore=False), contexts, seed=self.seed + 1,
+                        iteration=iteration)
+    starts = logged_states(logged.conversations, np.random.default_rng([self.seed, iteration]))
+    batch = ro.collect(self.env, policy, starts=starts, copies=self.spec.copies, seed=self.seed,
+                       iteration=iteration, max_new_agent_turns=1)
+    for k in ("decode_s", "env_s"):
+      batch.timings[k] += logged.timings[k]
+    return batch
+
+  def finish_with_reference(self, batch: ro.RolloutBatch, reference: Any, iteration: int) -> list[Conversation]:
+    """Each conversation continued to its end by mu (the Monte-Carlo single-turn value of digest A8)."""
+    live = [c for c in batch.conversations if not c.done]
+    if not live:
+      return list(batch.conversations)
+    done = ro.collect(self.env, self.policy(reference, reference, explore=False), starts=live, seed=self.seed + 2,
+                      iteration=iteration).conversations
+    finished = iter(done)
+    return [c if c.done else next(finished) for c in batch.conversations]
+
+
+def _score(spec: AlgorithmSpec, judge: Any, batch: ro.RolloutBatch,
+           judged: Sequence[Conversation]) -> tuple[np.ndarray, dict[str, float]]:
+  """Per-conversation scores [C] of `judged` (the batch's conversations, or their continuations) and judge
+  diagnostics."""
+  if spec.feedback == "preference":
+    pairs = batch.pair_indices()
+    prefs = judge.preference([judged[i] for i in pairs[:, 0]], [judged[j] for j in pairs[:, 1]])
+    return rw.pair_scores(prefs, pairs, len(judged)), rw.preference_spread(prefs)
+  scores = judge_rewards(judge, judged)
+  return scores, {"reward_mean": float(scores.mean()), "reward_std": float(scores.std())}
+
+
+def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo",
+             hparams: ac.ActorCriticHParams = ac.ActorCriticHParams(),
+             policy_optimizer: tuple[optax.GradientTransformation, Any],
+             value_optimizer: tuple[optax.GradientTransformation, Any],
+             judge: Any, eval_judge: Judge, env_name: str = "education", tau: float = 0.0,
+             init_checkpoint: str | None = None, mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(),
+             num_iterations: int = 100, contexts_per_batch: int = 16, max_agent_turns: int = 10,
+             input_length: int = 512, max_turn_tokens: int = 64, temperature: float = 1.0, eval_every: int = 50,
+             eval_contexts: int = 64, save_every: int = 50, keep_checkpoints: int = 3, seed: int = 0,
+             value_rollouts: bool = False, vocab_path: str | None = None) -> dict[str, float]:
+  """Trains `algorithm` (see ALGORITHMS) from `init_checkpoint` (the SFT policy, which is also mu); `judge`
+  gives the training feedback, `eval_judge` the win rate against mu on `eval_contexts` held-out contexts.
+
+  value_rollouts (single-turn algorithms with an online conversation-level judge): finish each sampled turn's
+  conversation with mu and judge the final conversation, the Monte-Carlo value behind the paper's
+  single-turn-value data; off when the judge is a learned turn-level model (it scores the partial conversation).
+  """
+  spec = algorithm_spec(algorithm, tau)
+  if value_rollouts and not spec.single_turn:
+    raise ValueError(f"value_rollouts is for the single-turn algorithms; {algorithm} already judges whole "
+                     "conversations")
+  environments.check_env_name(env_name)
+  if num_iterations < 1 or contexts_per_batch < 1 or eval_contexts < 1:
+    raise ValueError("num_iterations, contexts_per_batch and eval_contexts must be >= 1")
+  vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
+  if vocab.vocab_size > policy_config.vocab_size:
+    raise ValueError(f"vocabulary has {vocab.vocab_size} pieces, the policy only {policy_config.vocab_size}")
+  partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
+  policy, value = T5(policy_config), T5Value(policy_config)
+  tx_p, tx_v = policy_optimizer[0], value_optimizer[0]
+  init_params = load_params(init_checkpoint) if init_checkpoint else None
+  state, shardings, abstract = _init_states(policy, value, init_params, tx_p, tx_v, seed, input_length, partitioner)
+  frozen = {"reference": jax.tree.map(jnp.copy, state.policy.params)}  # mu = the starting (SFT) policy
+  fingerprint = {"algorithm": algorithm, "env_name": env_name, "tau": tau, "input_length": input_length,
+                 "contexts_per_batch": contexts_per_batch, "seed": seed}
+  ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
+  start = 0
+  if ckpt.latest_step() is not None:
+    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    restored, meta = ckpt.restore({"state": target, "reference": target.policy.params})
+    mismatch = {k: (meta.get(k), v) for k, v in fingerprint.items() if k in meta and meta[k] != v}
+    if mismatch:
+      raise CheckpointError(f"{ckpt.directory} was written by a different run (saved vs now: {mismatch}); use a "
+                            "new MODEL_DIR")
+    state, frozen["reference"], start = restored["state"], restored["reference"], int(meta["iteration"])
+
+  # ROLLOUT MACHINERY AND THE JITTED STEP
+  env = environments.make_environment(env_name, max_agent_turns, seed)
+  sampling = SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature)
+  sampler = Sampler(policy, sampling)
+  mixture = MixtureSampler(policy, policy, sampling) if tau > 0 else None
+  rollouts = _Rollouts(spec, env, sampler, mixture, vocab, input_length, tau, seed)
+  turns = 1 if spec.single_turn else max_agent_turns
+  num_conversations = contexts_per_batch * spec.copies
+  num_rows = bucket(num_conversations * turns, max(16, partitioner.mesh.size))
+  row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask")
+  batch_sh = {k: partitioner.data_sharding(1 if k == "row_mask" else 2) for k in row_keys}
+  # [C, T] bookkeeping is tiny and C need not divide the data axis: replicate it.
+  batch_sh.update({k: partitioner.replicated for k in ("turn_rows", "turn_mask", "rewards")})
+  step = partitioner.jit(functools.partial(ac.actor_critic_step, hp=hparams, policy=policy, value=value,
+                                           policy_tx=tx_p, value_tx=tx_v),
+                         in_shardings=(shardings, batch_sh, {"reference": shardings.policy.params}),
+                         out_shardings=(shardings, partitioner.replicated), donate_argnums=0)
+  eval_ctx = environments.contexts(env_name, eval_contexts, seed, "eval")
+  reference_eval: list[Conversation] | None = None
+  writer = MetricsWriter(model_dir)
+  bar = progress(num_iterations, initial=start, desc=algorithm)
+  last: dict[str, float] = {}
+  try:
+    for it in range(start, num_iterations):
+      t0 = time.time()
+      contexts = environments.contexts(env_name, contexts_per_batch, seed + 1000 * (it + 1), "train")
+      batch = rollouts.collect(state.policy.params, frozen["reference"], contexts, it)
+      t1 = time.time()
+      judged = batch.conversations
+      if value_rollouts:
+        judged = rollouts.finish_with_reference(batch, frozen["reference"], it)
+      scores, judge_metrics = _score(spec, judge, batch, judged)
+      rewards = rw.terminal_rewards(scores, batch.turn_mask)
+      t2 = time.time()
+      padded = batch.padded(num_rows)
+      device_batch = {k: padded[k] for k in row_keys}
+      device_batch.update(turn_rows=batch.turn_rows, turn_mask=batch.turn_mask, rewards=rewards)
+      state, metrics = step(state, partitioner.put_batch(device_batch, batch_sh), frozen)
+      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      t3 = time.time()
+      if not all(np.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite metrics at iteration {it + 1}: {metrics}; nothing was saved; last "
+                                 f"good checkpoint: {ckpt.latest_step()} in {ckpt.directory}")
+      sampled = batch.timings["sampled_tokens"]
+      metrics.update(judge_metrics, conversation_turns=float(batch.num_agent_turns.mean()),
+                     end_marker_rate=float(batch.ended_with_marker.mean()),
+                     prompt_truncated_rate=float(batch.prompt_truncated.mean()),
+                     collect_s=t1 - t0, decode_s=batch.timings["decode_s"], environment_s=batch.timings["env_s"],
+                     judge_s=t2 - t1, update_s=t3 - t2,
+                     decode_tokens_per_s=sampled / max(batch.timings["decode_s"], 1e-9),
+                     update_tokens_per_s=float(padded["token_mask"].sum()) / max(t3 - t2, 1e-9))
+      done = it + 1
+      if done % eval_every == 0 or done == num_iterations:
+        evaluator = rollouts.policy(state.policy.params, None, explore=False)
+        ours = ro.collect(env, evaluator, eval_ctx, seed=seed + 1, iteration=-1).conversations
+        if reference_eval is None:  # mu is fixed: play its evaluation conversations once
+          reference_eval = ro.collect(env, evaluator.with_params(frozen["reference"]), eval_ctx, seed=seed + 1,
+                                      iteration=-1).conversations
+        metrics["win_rate_vs_reference"], metrics["win_rate_ci95"] = win_rate(eval_judge, ours, reference_eval)
+        if hasattr(eval_judge, "rewards") or hasattr(eval_judge, "score"):
+          metrics["eval_reward"] = float(judge_rewards(eval_judge, ours).mean())
+          metrics["eval_reward_reference"] = float(judge_rewards(eval_judge, reference_eval).mean())
+      last = writer.write(done, metrics)
+      bar.set_postfix(v_loss=f"{metrics['value_loss']:.3f}", kl=f"{metrics['kl_to_reference']:.3f}")
+      bar.update(1)
+      ckpt.save(done, {"state": state, "reference": frozen["reference"]}, {"iteration": done, **fingerprint},
+                force=done == num_iterations)
+  finally:
+    bar.close()
+    ckpt.close()
+    writer.close()
+  return last
