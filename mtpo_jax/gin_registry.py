@@ -36,7 +36,8 @@ def register() -> None:
   gin.external_configurable(education_examples.teacher_sft_split, "education_teacher_sft_split")
   gin.constant("DEFAULT_SPM_PATH", DEFAULT_SPM_PATH)
   from mtpo_jax.oracles import learned
-  from mtpo_jax.training import scorer_trainer
+  from mtpo_jax.training import pair_sources, scorer_trainer
+  gin.external_configurable(pair_sources.PairSampling, "PairSampling")
   gin.external_configurable(scorer_trainer.train_reward_model, "train_reward_model")
   gin.external_configurable(scorer_trainer.train_preference_model, "train_preference_model")
   gin.external_configurable(learned.load_reward_judge, "learned_reward_judge")

@@ -27,6 +27,14 @@ that match nothing. Score = sum of (default weights in RubricWeights):
   degenerate     -1.0 per teacher turn that says nothing, -1.5 per keyword-stuffed turn, -1.0 per overlong turn,
                  -1.0 per turn that nearly repeats an earlier teacher turn (word-set Jaccard >= 0.8)
 
+Partial conversations (`RubricJudge(partial=True)`, for the single-turn-reward pairs of training/pair_sources.py):
+a conversation whose last turn does not carry the marker has not ended *yet*, so `ending` is 0 instead of the
+-0.5 for never ending; everything else is unchanged. Two continuations x_h + y1, x_h + y2 of one state share
+their student turns, so their difference comes from the teacher terms of the candidate turn, plus `ending`
+when a candidate closes the conversation: +0.5 for a proper close, -0.5 for giving up (on this term the default
+judge scores giving up the same as going on, and a proper close a full point above it). After three teaching
+turns the rubric rewards no further teaching as such, so even the partial judge often prefers a proper close.
+
 docs/education_dialogue.md explains the choices. The scale makes T = 1 a fairly sharp judge (one criterion's
 worth of difference gives P ~ 0.73-0.98).
 """
@@ -98,9 +106,9 @@ def _student_terms(conv: Conversation, topic: str, w: RubricWeights) -> dict[str
   return {"engagement": w.engagement * engagement, "understanding": w.understanding * understood}
 
 
-def _ending_term(conv: Conversation, topic: str, w: RubricWeights) -> float:
+def _ending_term(conv: Conversation, topic: str, w: RubricWeights, partial: bool = False) -> float:
   if not conv.turns or not cues.says_end(conv.turns[-1].text):
-    return -w.ending
+    return 0.0 if partial else -w.ending
   last = conv.turns[-1]
   if last.is_agent:
     bad = cues.analyze_turn(last.text, topic).gives_up
@@ -110,12 +118,13 @@ def _ending_term(conv: Conversation, topic: str, w: RubricWeights) -> float:
 
 
 class RubricJudge:
-  """Judge (oracles/base.py) from a text rubric; see the module docstring for the criteria."""
+  """Judge (oracles/base.py) from a text rubric; see the module docstring for the criteria. `partial`: judge
+  conversation prefixes (an unfinished conversation is not penalised for never ending)."""
 
-  def __init__(self, temperature: float = 1.0, weights: RubricWeights = RubricWeights()):
+  def __init__(self, temperature: float = 1.0, weights: RubricWeights = RubricWeights(), partial: bool = False):
     if not temperature > 0:
       raise ValueError(f"temperature must be positive, got {temperature}")
-    self.temperature, self.weights = float(temperature), weights
+    self.temperature, self.weights, self.partial = float(temperature), weights, bool(partial)
 
   def breakdown(self, conversation: Conversation) -> dict[str, float]:
     """Criterion -> contribution to the score of one conversation."""
@@ -126,7 +135,7 @@ class RubricJudge:
       raise ValueError(f"context {ctx.context_id!r} lacks {e.args[0]!r} (see envs/education/convert.py)") from None
     terms = _teacher_terms(conversation, topic, preference, self.weights)
     terms.update(_student_terms(conversation, topic, self.weights))
-    terms["ending"] = _ending_term(conversation, topic, self.weights)
+    terms["ending"] = _ending_term(conversation, topic, self.weights, self.partial)
     return terms
 
   def score(self, conversations: Sequence[Conversation]) -> np.ndarray:

@@ -106,18 +106,6 @@ def win_rate(judge: Judge, a: Sequence[Conversation], b: Sequence[Conversation])
   return float(p.mean()), float(1.96 * p.std(ddof=1) / np.sqrt(len(p))) if len(p) > 1 else float("nan")
 
 
-def state_before(conversation: Conversation, agent_turn: int) -> Conversation:
-  """The partial conversation waiting for the agent's `agent_turn`-th turn (a logged state)."""
-  index = [i for i, t in enumerate(conversation.turns) if t.is_agent][agent_turn]
-  return dataclasses.replace(conversation, turns=conversation.turns[:index], done=False)
-
-
-def logged_states(conversations: Sequence[Conversation], rng: np.random.Generator) -> list[Conversation]:
-  """One state per conversation, at an agent turn drawn uniformly from those it has (digest A8: single-turn
-  data; the draw is [NOT FOUND] in the paper)."""
-  return [state_before(c, int(rng.integers(c.num_agent_turns))) for c in conversations if c.num_agent_turns]
-
-
 def _init_states(policy: T5, value: T5Value, policy_params, tx_p, tx_v, seed: int, input_length: int,
                  partitioner: partitioning.Partitioner):
   x = jnp.ones((1, input_length), jnp.int32)
@@ -158,7 +146,7 @@ class _Rollouts:
       return ro.collect(self.env, policy, contexts, copies=self.spec.copies, seed=self.seed, iteration=iteration)
     logged = ro.collect(self.env, self.policy(reference, reference, explore=False), contexts, seed=self.seed + 1,
                         iteration=iteration)
-    starts = logged_states(logged.conversations, np.random.default_rng([self.seed, iteration]))
+    starts = ro.logged_states(logged.conversations, np.random.default_rng([self.seed, iteration]))
     batch = ro.collect(self.env, policy, starts=starts, copies=self.spec.copies, seed=self.seed,
                        iteration=iteration, max_new_agent_turns=1)
     for k in ("decode_s", "env_s"):
@@ -167,13 +155,16 @@ class _Rollouts:
 
   def finish_with_reference(self, batch: ro.RolloutBatch, reference: Any, iteration: int) -> list[Conversation]:
     """Each conversation continued to its end by mu (the Monte-Carlo single-turn value of digest A8)."""
-    live = [c for c in batch.conversations if not c.done]
-    if not live:
-      return list(batch.conversations)
-    done = ro.collect(self.env, self.policy(reference, reference, explore=False), starts=live, seed=self.seed + 2,
-                      iteration=iteration).conversations
-    finished = iter(done)
-    return [c if c.done else next(finished) for c in batch.conversations]
+    out = list(batch.conversations)
+    mu = self.policy(reference, reference, explore=False)
+    for k in range(self.spec.copies):  # the copies of one state share a start name: one collect per copy
+      live = [i for i, c in enumerate(out) if batch.copy[i] == k and not c.done]
+      if live:
+        done = ro.collect(self.env, mu, starts=[out[i] for i in live], seed=self.seed + 2 + k,
+                          iteration=iteration).conversations
+        for i, c in zip(live, done):
+          out[i] = c
+    return out
 
 
 def _score(spec: AlgorithmSpec, judge: Any, batch: ro.RolloutBatch,
@@ -265,6 +256,8 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
       judged = batch.conversations
       if value_rollouts:
         judged = rollouts.finish_with_reference(batch, frozen["reference"], it)
+      elif spec.single_turn:  # a turn-level judge sees the state and the new turn, not the student's reply
+        judged = [ro.through_last_agent_turn(c) for c in judged]
       scores, judge_metrics = _score(spec, judge, batch, judged)
       rewards = rw.terminal_rewards(scores, batch.turn_mask)
       t2 = time.time()

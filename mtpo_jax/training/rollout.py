@@ -294,3 +294,24 @@ def collect(env: Environment, policy: TurnPolicy, contexts: Sequence[Context] | 
       num_agent_turns=np.array([c.num_agent_turns - o for c, o in zip(convs, offset)], np.int32),
       ended_with_marker=np.array([bool(c.turns) and _says_end(c.turns[-1].text) for c in convs], bool),
       copies=copies, timings={"decode_s": decode_s, "env_s": env_s, "sampled_tokens": float(cat("token_mask").sum())})
+
+
+# LOGGED STATES (single-turn data: papers/digest.md A8)
+
+def state_before(conversation: Conversation, agent_turn: int) -> Conversation:
+  """The partial conversation waiting for the agent's `agent_turn`-th turn (a logged state)."""
+  index = [i for i, t in enumerate(conversation.turns) if t.is_agent][agent_turn]
+  return dataclasses.replace(conversation, turns=conversation.turns[:index], done=False)
+
+
+def logged_states(conversations: Sequence[Conversation], rng: np.random.Generator) -> list[Conversation]:
+  """One state per conversation, at an agent turn drawn uniformly from those it has (digest A8: single-turn
+  data; the draw is [NOT FOUND] in the paper)."""
+  return [state_before(c, int(rng.integers(c.num_agent_turns))) for c in conversations if c.num_agent_turns]
+
+
+def through_last_agent_turn(conversation: Conversation) -> Conversation:
+  """The conversation cut after its last agent turn; done only if that turn itself ends it."""
+  last = max(i for i, t in enumerate(conversation.turns) if t.is_agent)
+  done = conversation.done and last == len(conversation.turns) - 1
+  return dataclasses.replace(conversation, turns=conversation.turns[:last + 1], done=done)

@@ -1,12 +1,15 @@
 """Training loops of the learned judges (papers/digest.md A9 step 3): a BT reward model and a direct preference
 model, both T5Value networks fit to judge-labelled pairs of Education Dialogue conversations.
 
-DATA: each generated record and its replay by a different teacher (`generator.replay`, as in
-data/education_pairs.py) form a pair on one context, labelled by the judge (default: the ground-truth
-RubricJudge) with p = P(record better). Train and eval pairs come from the generator's disjoint "train" and
-"eval" streams. The reward model sees (conversation a, conversation b, p); the preference model sees the
-rendered pair in both orders, (a, b) -> p and (b, a) -> 1 - p, to teach antisymmetry. Inputs are rendered by
-oracles/learned.py, the same code the learned judges use at rollout time.
+DATA (training/pair_sources.py, `pair_source`): "generated" (default) pairs each generated record with its replay
+by a different teacher; "policy" samples two conversations per context from a policy checkpoint (the paper's
+offline preference data, A7); "single_turn_reward" / "single_turn_value" pair two alternative policy turns at a
+logged state (A8). Pairs are labelled by the judge (default: the ground-truth RubricJudge) with p = P(a better);
+train and eval pairs come from disjoint "train" and "eval" streams, and sampled pairs are cached in
+MODEL_DIR/pairs_{split}.jsonl so a resumed run trains on exactly the same data. The reward model sees
+(conversation a, conversation b, p); the preference model sees the rendered pair in both orders, (a, b) -> p and
+(b, a) -> 1 - p, to teach antisymmetry. Inputs are rendered by oracles/learned.py, the same code the learned
+judges use at rollout time.
 
 The loop mirrors sft_trainer: sharded init (optionally the backbone from a policy checkpoint), orbax resume
 with exact data position, ahead-of-time compile with the memory report, JSONL/TensorBoard metrics, progress
@@ -31,14 +34,13 @@ import optax
 
 from mtpo_jax import partitioning
 from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
-from mtpo_jax.envs.education import generator
-from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.value import T5Value, value_params_from_policy
 from mtpo_jax.oracles import learned
 from mtpo_jax.oracles.base import Judge
-from mtpo_jax.oracles.rubric import RubricJudge
 from mtpo_jax.rl import scorer_steps as steps
+from mtpo_jax.training import pair_sources
+from mtpo_jax.training.pair_sources import PairSampling, judged_pairs  # noqa: F401  (judged_pairs re-exported)
 from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
 from mtpo_jax.training.metrics import MetricsWriter, progress
 from mtpo_jax.training.sft_trainer import (_abstract_with_shardings, _check_finite, _config_fingerprint,
@@ -46,21 +48,11 @@ from mtpo_jax.training.sft_trainer import (_abstract_with_shardings, _check_fini
 from mtpo_jax.training.state import TrainState
 
 log = logging.getLogger(__name__)
-Pair = tuple[Any, Any, float]  # (conversation a, conversation b, judge's P(a > b))
+Pair = pair_sources.Pair
 Arrays = dict[str, np.ndarray]
 
 
 # DATA
-
-def judged_pairs(num_pairs: int, seed: int, split: str, judge: Judge | None = None) -> list[Pair]:
-  """Records of `split` and their replays with another teacher, labelled P(record better) by `judge`."""
-  judge = judge or RubricJudge()
-  records = generator.generate(num_pairs, seed, split)
-  alts = [generator.replay(r, f"{split}:{i}") for i, r in enumerate(records)]
-  a = [record_to_conversation(r, f"{split}-{seed}-{i}") for i, r in enumerate(records)]
-  b = [record_to_conversation(r, f"{split}-{seed}-{i}") for i, r in enumerate(alts)]
-  return list(zip(a, b, (float(p) for p in judge.preference(a, b))))
-
 
 def reward_arrays(pairs: Sequence[Pair], vocab: Vocabulary, input_length: int) -> Arrays:
   """ids_a, ids_b [N, S] int32 and label [N] float32 = P(a > b)."""
@@ -241,11 +233,12 @@ def _init_state(init_fn: Callable, abstract: Any, shardings: Any, seed: int, par
 
 # LOOP
 
-def _label_pairs(task: _Task, judge: Judge, vocab: Vocabulary, input_length: int, num_train_pairs: int,
-                 num_eval_pairs: int, data_seed: int, batch_size: int, seed: int) -> tuple[PairBatches, PairBatches]:
-  """(train, eval) batches of judge-labelled pairs from the generator's disjoint "train" and "eval" streams."""
-  train, evals = (PairBatches(task.make_arrays(judged_pairs(n, data_seed, split, judge), vocab, input_length),
-                              batch_size, seed) for n, split in ((num_train_pairs, "train"), (num_eval_pairs, "eval")))
+def _label_pairs(task: _Task, pairs: Callable[[str, int], list[Pair]], vocab: Vocabulary, input_length: int,
+                 num_train_pairs: int, num_eval_pairs: int, batch_size: int,
+                 seed: int) -> tuple[PairBatches, PairBatches]:
+  """(train, eval) batches of `pairs(split, n)`, judge-labelled pairs of the disjoint "train" and "eval" streams."""
+  train, evals = (PairBatches(task.make_arrays(pairs(split, n), vocab, input_length), batch_size, seed)
+                  for n, split in ((num_train_pairs, "train"), (num_eval_pairs, "eval")))
   labels = train.arrays["label"]
   log.info("%s model data: %d train rows (%.0f%% decisive, mean label %.3f), %d eval rows", task.kind, train.size,
            100 * np.mean(np.abs(labels - 0.5) > steps.TIE_TOLERANCE), labels.mean(), evals.size)
@@ -273,22 +266,27 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
                   optimizer: tuple[optax.GradientTransformation, optax.Schedule], mesh_spec: partitioning.MeshSpec,
                   judge: Judge | None, init_checkpoint: str | None, num_steps: int, batch_size: int,
                   input_length: int, num_train_pairs: int, num_eval_pairs: int, data_seed: int, seed: int,
-                  log_every: int, eval_every: int, save_every: int, keep_checkpoints: int,
-                  vocab_path: str | None) -> dict[str, float]:
+                  log_every: int, eval_every: int, save_every: int, keep_checkpoints: int, vocab_path: str | None,
+                  pair_source: str, policy_checkpoint: str | None, pair_sampling: PairSampling) -> dict[str, float]:
+  pair_sources.check_source(pair_source, policy_checkpoint)
   os.makedirs(model_dir, exist_ok=True)
   vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
   if vocab.vocab_size > model_config.vocab_size:
     raise ValueError(f"vocabulary has {vocab.vocab_size} pieces but the model's vocab_size is "
                      f"{model_config.vocab_size}")
-  train, evals = _label_pairs(task, judge or RubricJudge(), vocab, input_length, num_train_pairs, num_eval_pairs,
-                              data_seed, batch_size, seed)
+  policy = (pair_sources.lazy_policy(policy_checkpoint, pair_sampling, model_config, vocab_path)
+            if policy_checkpoint else None)
+  pairs = functools.partial(pair_sources.source_pairs, pair_source, seed=data_seed,
+                            judge=judge or pair_sources.default_judge(pair_source), policy=policy,
+                            policy_checkpoint=policy_checkpoint, sampling=pair_sampling, cache_dir=model_dir)
+  train, evals = _label_pairs(task, pairs, vocab, input_length, num_train_pairs, num_eval_pairs, batch_size, seed)
 
   # SET UP MESH, MODEL AND STATE
   partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
   model, (tx, schedule) = T5Value(model_config), optimizer
   ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
   fingerprint = {"kind": task.kind, "model_config": _config_fingerprint(model_config), "input_length": input_length,
-                 "data": [num_train_pairs, data_seed, batch_size, seed]}
+                 "data": [num_train_pairs, data_seed, batch_size, seed], "pair_source": pair_source}
   init_fn, abstract, state_sh = _state_layout(model, tx, input_length, seed, partitioner)
   state, start = _restore_or_init(ckpt, fingerprint, init_fn, abstract, state_sh, seed, partitioner, init_checkpoint)
   if jax.process_index() == 0:
@@ -361,18 +359,21 @@ def train_reward_model(model_dir: str, model_config: T5Config, *,
                        init_checkpoint: str | None = None, num_steps: int = 1000, batch_size: int = 32,
                        input_length: int = 512, num_train_pairs: int = 4000, num_eval_pairs: int = 512,
                        data_seed: int = 0, seed: int = 0, log_every: int = 10, eval_every: int = 200,
-                       save_every: int = 500, keep_checkpoints: int = 3,
-                       vocab_path: str | None = None) -> dict[str, float]:
+                       save_every: int = 500, keep_checkpoints: int = 3, vocab_path: str | None = None,
+                       pair_source: str = "generated", policy_checkpoint: str | None = None,
+                       pair_sampling: PairSampling = PairSampling()) -> dict[str, float]:
   """Bradley-Terry reward model on judge-labelled conversation pairs (soft labels); returns final metrics.
 
   `init_checkpoint`: a policy (SFT) run's checkpoints directory whose parameters become the backbone (or a
-  value/scorer run's, whose backbone is taken).
+  value/scorer run's, whose backbone is taken). `pair_source` (pair_sources.PAIR_SOURCES): where the pairs come
+  from; the sampled ones play `policy_checkpoint` (an SFT run's checkpoints directory) as `pair_sampling` says.
   """
   return _train_scorer(_reward_task(), model_dir, model_config, optimizer=optimizer, mesh_spec=mesh_spec,
                        judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps, batch_size=batch_size,
                        input_length=input_length, num_train_pairs=num_train_pairs, num_eval_pairs=num_eval_pairs,
                        data_seed=data_seed, seed=seed, log_every=log_every, eval_every=eval_every,
-                       save_every=save_every, keep_checkpoints=keep_checkpoints, vocab_path=vocab_path)
+                       save_every=save_every, keep_checkpoints=keep_checkpoints, vocab_path=vocab_path,
+                       pair_source=pair_source, policy_checkpoint=policy_checkpoint, pair_sampling=pair_sampling)
 
 
 def train_preference_model(model_dir: str, model_config: T5Config, *,
@@ -382,13 +383,16 @@ def train_preference_model(model_dir: str, model_config: T5Config, *,
                            num_steps: int = 1000, batch_size: int = 32, input_length: int = 1024,
                            num_train_pairs: int = 4000, num_eval_pairs: int = 512, data_seed: int = 0,
                            seed: int = 0, log_every: int = 10, eval_every: int = 200, save_every: int = 500,
-                           keep_checkpoints: int = 3, vocab_path: str | None = None) -> dict[str, float]:
+                           keep_checkpoints: int = 3, vocab_path: str | None = None, pair_source: str = "generated",
+                           policy_checkpoint: str | None = None,
+                           pair_sampling: PairSampling = PairSampling()) -> dict[str, float]:
   """Direct preference model on rendered pairs in both orders, with the probability regression loss
-  `loss_kind` ("cross_entropy" | "squared", rl/losses.py); returns final metrics. `init_checkpoint` as for
-  `train_reward_model`."""
+  `loss_kind` ("cross_entropy" | "squared", rl/losses.py); returns final metrics. `init_checkpoint`,
+  `pair_source`, `policy_checkpoint` and `pair_sampling` as for `train_reward_model`."""
   return _train_scorer(_preference_task(loss_kind), model_dir, model_config, optimizer=optimizer,
                        mesh_spec=mesh_spec, judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps,
                        batch_size=batch_size, input_length=input_length, num_train_pairs=num_train_pairs,
                        num_eval_pairs=num_eval_pairs, data_seed=data_seed, seed=seed, log_every=log_every,
                        eval_every=eval_every, save_every=save_every, keep_checkpoints=keep_checkpoints,
-                       vocab_path=vocab_path)
+                       vocab_path=vocab_path, pair_source=pair_source, policy_checkpoint=policy_checkpoint,
+                       pair_sampling=pair_sampling)

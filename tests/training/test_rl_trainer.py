@@ -9,6 +9,7 @@ import pytest
 
 from mtpo_jax import main
 from mtpo_jax.training import rl_trainer
+from mtpo_jax.training import rollout as ro
 from mtpo_jax.types import Context, Conversation, Turn
 
 SMALL = ["--gin.train_rl.contexts_per_batch=2", "--gin.train_rl.max_agent_turns=2", "--gin.train_rl.input_length=64",
@@ -82,8 +83,10 @@ def test_logged_states_wait_for_the_agent():
   ctx = Context("c", {"topic": "x"}, {})
   turns = tuple(Turn(r, t, r == "teacher") for r, t in [("teacher", "a"), ("student", "b"), ("teacher", "c"), ("student", "d")])
   conv = Conversation(ctx, turns, done=True)
-  assert rl_trainer.state_before(conv, 0).turns == ()
-  assert rl_trainer.state_before(conv, 1).turns == turns[:2] and not rl_trainer.state_before(conv, 1).done
-  states = rl_trainer.logged_states([conv] * 200, np.random.default_rng(0))
+  assert ro.state_before(conv, 0).turns == ()
+  assert ro.state_before(conv, 1).turns == turns[:2] and not ro.state_before(conv, 1).done
+  states = ro.logged_states([conv] * 200, np.random.default_rng(0))
   lengths = np.array([len(s.turns) for s in states])
   assert set(lengths) == {0, 2} and 0.4 < (lengths == 2).mean() < 0.6  # uniform over the two agent turns
+  cut = ro.through_last_agent_turn(conv)
+  assert cut.turns == turns[:3] and not cut.done  # the student's last reply is not the agent's to answer for
