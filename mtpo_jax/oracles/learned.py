@@ -1,7 +1,9 @@
 """Learned judges: a Bradley-Terry reward model and a direct preference model, behind the Judge protocol.
 
     LearnedRewardJudge       P(a > b) = sigmoid(r(a) - r(b))                     (digest A5/A7: RLHF's BT RM)
-    LearnedPreferenceJudge   P(a > b) = symmetrize(P_m(a, b), P_m(b, a))          (digest A7/A9: MTPO's judge)
+    LearnedPreferenceJudge   P(a > b) = symmetrize(P_m(a, b), P_m(b, a))          (digest A7/A9: MTPO's judge,
+                                                                                   joint input)
+    LearnedPairPreferenceJudge  P(a > b) = sigmoid(g(f(a), f(b)) - g(f(b), f(a)))  (the siamese model)
 
 Both are `T5Value` networks trained by training/scorer_trainer.py. Conversations are rendered here, by the same
 functions the trainer uses (`reward_model_inputs`, `preference_model_inputs`), so a judge sees exactly the text
@@ -27,6 +29,7 @@ from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, PAD_ID, Vocabulary
 from mtpo_jax.envs.education.convert import RELEASED_ROLE, ROLE_NAMES
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import bucket
+from mtpo_jax.models.preference import T5PairPreference
 from mtpo_jax.models.value import T5Value
 from mtpo_jax.oracles.base import check_same_contexts, symmetrize
 from mtpo_jax.oracles.rubric import preference_from_scores
@@ -120,17 +123,18 @@ class _Scorer:
     self._forward = _jitted_forward(config)
 
   def scores(self, texts: Sequence[str]) -> np.ndarray:
-    """[N] float64. Distinct texts are scored once, in sorted order, so equal inputs get equal scores and the
+    """[N] float64 (or [N, ...] for a vector-valued forward). Distinct texts are scored once, in sorted order, so equal inputs get equal scores and the
     result does not depend on the order in which pairs are asked."""
     unique = sorted(set(texts))
     ids = tokenize(unique, self.vocab, self.input_length)
-    out = np.zeros((len(unique),), np.float64)
+    chunks = []
     for lo in range(0, len(unique), self.max_batch):
       rows = ids[lo:lo + self.max_batch]
       length = min(self.input_length, bucket(int((rows != PAD_ID).sum(1).max()), 16))
       padded = np.full((bucket(len(rows), 8), length), PAD_ID, np.int32)
       padded[:len(rows)] = rows[:, :length]
-      out[lo:lo + len(rows)] = np.asarray(self._forward(self.params, padded))[:len(rows)]
+      chunks.append(np.asarray(self._forward(self.params, padded), np.float64)[:len(rows)])
+    out = np.concatenate(chunks)
     where = {t: i for i, t in enumerate(unique)}
     return out[[where[t] for t in texts]]
 
@@ -198,6 +202,51 @@ class LearnedPreferenceJudge:
     return cls(*_load(model_dir, cls.kind, step), max_batch=max_batch)
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted_features(config: T5Config, hidden_dim: int):
+  model = T5PairPreference(config, hidden_dim)
+  return jax.jit(lambda params, ids: model.apply({"params": params}, ids, method=T5PairPreference.features))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+  """jax.nn.gelu's tanh approximation, in numpy."""
+  return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+class LearnedPairPreferenceJudge:
+  """Judge from the siamese preference model (models/preference.py): the backbone's feature of every distinct
+  conversation once (the same jitted, bucketed scoring as the other judges), then the pair head in float64 numpy,
+  so P(a, b) + P(b, a) = 1 and P(a, a) = 1/2 hold exactly."""
+
+  kind = "pair_preference"
+
+  def __init__(self, config: T5Config, params: Any, vocab: Vocabulary, input_length: int, max_batch: int = 64):
+    self._scorer = _Scorer(config, params, vocab, input_length, max_batch)
+    self._scorer._forward = _jitted_features(config, int(np.shape(params["pair_in"])[1]))
+    self._head = {k: np.asarray(params[k], np.float64) for k in ("pair_in", "pair_bias", "pair_out")}
+
+  def features(self, conversations: Sequence[Conversation]) -> np.ndarray:
+    """[N, d_model] float64 backbone features of (finished or partial) conversations."""
+    s = self._scorer
+    return s.scores(reward_model_inputs(list(conversations), s.vocab, s.input_length))
+
+  def _g(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    h = self._head
+    return _gelu(np.concatenate([u, v, u * v], axis=-1) @ h["pair_in"] + h["pair_bias"]) @ h["pair_out"]
+
+  def preference(self, a: Sequence[Conversation], b: Sequence[Conversation]) -> np.ndarray:
+    """[batch] float64 P(a[i] preferred to b[i]) = sigmoid(g(f_a, f_b) - g(f_b, f_a)); exactly antisymmetric."""
+    check_same_contexts(a, b)
+    f = self.features(list(a) + list(b))
+    f_a, f_b = f[:len(a)], f[len(a):]
+    return preference_from_scores(self._g(f_a, f_b), self._g(f_b, f_a))
+
+  @classmethod
+  def from_checkpoint(cls, model_dir: str, step: int | None = None,
+                      max_batch: int = 64) -> "LearnedPairPreferenceJudge":
+    return cls(*_load(model_dir, cls.kind, step), max_batch=max_batch)
+
+
 def _load(model_dir: str, kind: str, step: int | None) -> tuple[T5Config, Any, Vocabulary, int]:
   from mtpo_jax.training.checkpoints import load_params  # orbax stays out of the judges' import path
   meta = read_scorer_file(model_dir)
@@ -213,6 +262,9 @@ def load_reward_judge(model_dir: str, step: int | None = None, max_batch: int = 
   return LearnedRewardJudge.from_checkpoint(model_dir, step, max_batch)
 
 
-def load_preference_judge(model_dir: str, step: int | None = None, max_batch: int = 64) -> LearnedPreferenceJudge:
-  """`LearnedPreferenceJudge.from_checkpoint` (Gin: @learned_preference_judge())."""
+def load_preference_judge(model_dir: str, step: int | None = None,
+                          max_batch: int = 64) -> LearnedPreferenceJudge | LearnedPairPreferenceJudge:
+  """The preference judge a preference-model run wrote, joint or siamese (Gin: @learned_preference_judge())."""
+  if read_scorer_file(model_dir)["kind"] == LearnedPairPreferenceJudge.kind:
+    return LearnedPairPreferenceJudge.from_checkpoint(model_dir, step, max_batch)
   return LearnedPreferenceJudge.from_checkpoint(model_dir, step, max_batch)

@@ -117,3 +117,28 @@ def preference_model_eval_step(params: Any, batch: Batch, *, model: T5Value,
   weight = batch.get("weight", jnp.ones_like(batch["label"]))
   loss = jax.vmap(functools.partial(preference_regression_loss, kind=loss_kind))(logit, batch["label"])
   return _eval_metrics(loss, jax.nn.sigmoid(logit), batch["label"], weight)
+
+
+def pair_preference_train_step(state: TrainState, batch: Batch, *, model: Any, tx: optax.GradientTransformation,
+                               schedule: optax.Schedule,
+                               loss_kind: str = "cross_entropy") -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer step of the siamese preference model (models/preference.py) on (ids_a, ids_b, label) with
+  the probability regression loss; antisymmetric by construction, so each pair is seen in one order."""
+  def loss_fn(params):
+    logit = model.apply({"params": params}, batch["ids_a"], batch["ids_b"], deterministic=False,
+                        rngs={"dropout": state.step_key()})
+    return preference_regression_loss(logit, batch["label"], loss_kind), logit
+
+  (loss, logit), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics = {"loss": loss, "accuracy": preference_accuracy(jax.nn.sigmoid(logit), batch["label"]),
+             "logit_scale": jnp.abs(logit).mean()}
+  return _apply_gradients(state, grads, tx, schedule, metrics)
+
+
+def pair_preference_eval_step(params: Any, batch: Batch, *, model: Any,
+                              loss_kind: str = "cross_entropy") -> dict[str, jax.Array]:
+  """loss [], accuracy [], probability [B] = sigmoid(logit(a, b)), examples, decisive."""
+  logit = model.apply({"params": params}, batch["ids_a"], batch["ids_b"], deterministic=True)
+  weight = batch.get("weight", jnp.ones_like(batch["label"]))
+  loss = jax.vmap(functools.partial(preference_regression_loss, kind=loss_kind))(logit, batch["label"])
+  return _eval_metrics(loss, jax.nn.sigmoid(logit), batch["label"], weight)

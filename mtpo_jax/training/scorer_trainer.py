@@ -35,11 +35,12 @@ import optax
 from mtpo_jax import partitioning
 from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.models.config import T5Config
+from mtpo_jax.models.preference import T5PairPreference
 from mtpo_jax.models.value import T5Value, value_params_from_policy
 from mtpo_jax.oracles import learned
 from mtpo_jax.oracles.base import Judge
 from mtpo_jax.rl import scorer_steps as steps
-from mtpo_jax.training import pair_sources
+from mtpo_jax.training import pair_sources, scorer_eval
 from mtpo_jax.training.pair_sources import PairSampling, judged_pairs  # noqa: F401  (judged_pairs re-exported)
 from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
 from mtpo_jax.training.metrics import MetricsWriter, progress
@@ -95,119 +96,51 @@ class PairBatches:
       yield {**batch, "weight": real.astype(np.float32)}
 
 
-# CALIBRATION
-
-def calibration(probability: np.ndarray, label: np.ndarray, num_bins: int = 10) -> dict[str, Any]:
-  """Expected calibration error and the reliability table of predicted P(a > b) against the judge's.
-
-  Bins [k/n, (k+1)/n) (the last one closed). With soft labels the observed frequency of a bin is the mean judge
-  probability in it: ECE = sum_b (n_b / N) |mean p_b - mean label_b|.
-  """
-  p, y = np.asarray(probability, np.float64), np.asarray(label, np.float64)
-  index = np.clip(np.floor(p * num_bins).astype(int), 0, num_bins - 1)
-  table, ece = [], 0.0
-  for k in range(num_bins):
-    in_bin = index == k
-    n = int(in_bin.sum())
-    row = {"low": k / num_bins, "high": (k + 1) / num_bins, "count": n}
-    if n:
-      row.update(mean_predicted=float(p[in_bin].mean()), mean_label=float(y[in_bin].mean()))
-      row["gap"] = abs(row["mean_predicted"] - row["mean_label"])
-      ece += n / len(p) * row["gap"]
-    table.append(row)
-  return {"ece": float(ece), "reliability": table}
-
-
-def _accuracy(probability: np.ndarray, label: np.ndarray) -> float:
-  """`scorer_steps.preference_accuracy` in numpy: agreement on decisive pairs, a prediction of 1/2 half right."""
-  decisive = np.abs(label - 0.5) > steps.TIE_TOLERANCE
-  right = np.where(probability == 0.5, 0.5, (probability > 0.5) == (label > 0.5))
-  return float(right[decisive].mean()) if decisive.any() else 0.0
-
-
-def _format_table(table: Sequence[dict]) -> str:
-  lines = ["  bin          count  predicted  judge"]
-  for r in table:
-    pred = f"{r['mean_predicted']:.3f}" if r["count"] else "-"
-    judge = f"{r['mean_label']:.3f}" if r["count"] else "-"
-    lines.append(f"  [{r['low']:.1f}, {r['high']:.1f})  {r['count']:6d}  {pred:>9}  {judge:>5}")
-  return "\n".join(lines)
-
-
 # TASKS: what differs between the two models
 
 @dataclasses.dataclass(frozen=True)
 class _Task:
-  kind: str  # "reward" | "preference"
+  kind: str  # "reward" | "preference" (joint input) | "pair_preference" (siamese)
   make_arrays: Callable[[Sequence[Pair], Vocabulary, int], Arrays]
   train_step: Callable
   eval_step: Callable
+  make_model: Callable[[T5Config], Any] = T5Value
+  num_inputs: int = 1  # id arrays the model's __call__ takes
 
 
 def _reward_task() -> _Task:
   return _Task("reward", reward_arrays, steps.reward_model_train_step, steps.reward_model_eval_step)
 
 
-def _preference_task(loss_kind: str) -> _Task:
+def _preference_task(loss_kind: str, architecture: str) -> _Task:
   if loss_kind not in ("cross_entropy", "squared"):
     raise ValueError(f"unknown preference loss {loss_kind!r}; expected cross_entropy or squared")
+  if architecture == "siamese":
+    return _Task("pair_preference", reward_arrays,
+                 functools.partial(steps.pair_preference_train_step, loss_kind=loss_kind),
+                 functools.partial(steps.pair_preference_eval_step, loss_kind=loss_kind), T5PairPreference, 2)
+  if architecture != "joint":
+    raise ValueError(f"unknown preference architecture {architecture!r}; expected siamese or joint")
   return _Task("preference", preference_arrays,
                functools.partial(steps.preference_model_train_step, loss_kind=loss_kind),
                functools.partial(steps.preference_model_eval_step, loss_kind=loss_kind))
 
 
-# EVALUATION
-
-def evaluate(eval_fn: Callable, params: Any, evals: PairBatches, partitioner: partitioning.Partitioner,
-             kind: str) -> dict[str, Any]:
-  """Held-out loss, accuracy on decisive pairs, ECE and reliability table; for the preference model also the
-  same after symmetrising both orders (what LearnedPreferenceJudge returns) and the antisymmetry gap."""
-  batches = list(evals.in_order())
-  outs = [jax.device_get(eval_fn(params, partitioner.put_batch(b))) for b in batches]
-  real = [b["weight"] > 0 for b in batches]
-  weights = np.array([float(o["examples"]) for o in outs])
-  prob = np.concatenate([o["probability"][m] for o, m in zip(outs, real)]).astype(np.float64)
-  label = evals.arrays["label"].astype(np.float64)
-  report = {"kind": kind, "examples": evals.size,
-            "decisive": int((np.abs(label - 0.5) > steps.TIE_TOLERANCE).sum()),
-            "loss": float(np.dot([float(o["loss"]) for o in outs], weights) / weights.sum()),
-            "accuracy": _accuracy(prob, label), "mean_abs_error": float(np.abs(prob - label).mean()),
-            **calibration(prob, label)}
-  if kind == "reward":
-    r = np.concatenate([np.concatenate([o["reward_a"][m], o["reward_b"][m]]) for o, m in zip(outs, real)])
-    report.update(reward_mean=float(r.mean()), reward_std=float(r.std()))
-  else:
-    p_ab, p_ba = prob[0::2], prob[1::2]
-    sym = learned.antisymmetric_preference(p_ab, p_ba)
-    report["antisymmetry_gap"] = float(np.abs(p_ab + p_ba - 1.0).mean())
-    report["symmetrized"] = {"accuracy": _accuracy(sym, label[0::2]), **calibration(sym, label[0::2])}
-  return report
-
-
-def _scalars(report: dict[str, Any]) -> dict[str, float]:
-  skip = ("examples", "decisive", "step")
-  out = {k: float(v) for k, v in report.items() if isinstance(v, (int, float)) and k not in skip}
-  for k, v in report.get("symmetrized", {}).items():
-    if isinstance(v, float):
-      out[f"symmetrized_{k}"] = v
-  return out
-
-
 # STATE
 
-def _state_layout(model: T5Value, tx: optax.GradientTransformation, input_length: int, seed: int,
-                  partitioner: partitioning.Partitioner) -> tuple[Callable, Any, Any]:
+def _state_layout(model: Any, tx: optax.GradientTransformation, input_length: int, seed: int,
+                  partitioner: partitioning.Partitioner, num_inputs: int = 1) -> tuple[Callable, Any, Any]:
   """(init_fn(rng, policy_backbone=None) -> TrainState, abstract state, state shardings); nothing materialised."""
-  dummy = jnp.ones((1, input_length), jnp.int32)
+  dummy = (jnp.ones((1, input_length), jnp.int32),) * num_inputs
 
   def init_fn(rng, policy=None):
     init_rng, state_rng = jax.random.split(rng)
-    params = nn.unbox(model.init(init_rng, dummy)["params"])
+    params = nn.unbox(model.init(init_rng, *dummy)["params"])
     if policy is not None:
       params = value_params_from_policy(params, policy)
     return TrainState.create(params, tx, state_rng)
 
-  specs = partitioning.logical_param_specs(jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)["params"])
+  specs = partitioning.logical_param_specs(jax.eval_shape(model.init, jax.random.PRNGKey(0), *dummy)["params"])
   with partitioner.context():
     abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
   return init_fn, abstract, partitioner.state_shardings(abstract, specs)
@@ -283,11 +216,11 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
 
   # SET UP MESH, MODEL AND STATE
   partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
-  model, (tx, schedule) = T5Value(model_config), optimizer
+  model, (tx, schedule) = task.make_model(model_config), optimizer
   ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
   fingerprint = {"kind": task.kind, "model_config": _config_fingerprint(model_config), "input_length": input_length,
                  "data": [num_train_pairs, data_seed, batch_size, seed], "pair_source": pair_source}
-  init_fn, abstract, state_sh = _state_layout(model, tx, input_length, seed, partitioner)
+  init_fn, abstract, state_sh = _state_layout(model, tx, input_length, seed, partitioner, task.num_inputs)
   state, start = _restore_or_init(ckpt, fingerprint, init_fn, abstract, state_sh, seed, partitioner, init_checkpoint)
   if jax.process_index() == 0:
     _write_json(os.path.join(model_dir, learned.SCORER_FILE),
@@ -318,14 +251,15 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
         writer.write(done, last)
         bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}")
       if done % eval_every == 0 and done != num_steps:
-        writer.write(done, _scalars(evaluate(eval_fn, state.params, evals, partitioner, task.kind)), prefix="eval")
+        report = scorer_eval.evaluate(eval_fn, state.params, evals, partitioner, task.kind)
+        writer.write(done, scorer_eval.scalars(report), prefix="eval")
       ckpt.save(done, state, {"data_position": done, **fingerprint}, force=done == num_steps)
       bar.update(1)
 
     # HELD-OUT REPORT
     report = {"step": int(jax.device_get(state.step)),
-              **evaluate(eval_fn, state.params, evals, partitioner, task.kind)}
-    final = writer.write(report["step"], _scalars(report), prefix="eval")
+              **scorer_eval.evaluate(eval_fn, state.params, evals, partitioner, task.kind)}
+    final = writer.write(report["step"], scorer_eval.scalars(report), prefix="eval")
   finally:
     bar.close()
     ckpt.close()
@@ -340,7 +274,7 @@ def _publish_report(model_dir: str, report: dict[str, Any]) -> None:
     _write_json(os.path.join(model_dir, "eval_report.json"), report)
   log.info("%s model held-out (%d rows, %d decisive): accuracy %.3f, ECE %.3f, loss %.4f\n%s", report["kind"],
            report["examples"], report["decisive"], report["accuracy"], report["ece"], report["loss"],
-           _format_table(report["reliability"]))
+           scorer_eval.format_table(report["reliability"]))
   if "symmetrized" in report:
     log.info("symmetrized (as LearnedPreferenceJudge): accuracy %.3f, ECE %.3f; raw antisymmetry gap %.4f",
              report["symmetrized"]["accuracy"], report["symmetrized"]["ece"], report["antisymmetry_gap"])
@@ -380,16 +314,19 @@ def train_preference_model(model_dir: str, model_config: T5Config, *,
                            optimizer: tuple[optax.GradientTransformation, optax.Schedule],
                            mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), judge: Judge | None = None,
                            init_checkpoint: str | None = None, loss_kind: str = "cross_entropy",
+                           architecture: str = "siamese",
                            num_steps: int = 1000, batch_size: int = 32, input_length: int = 1024,
                            num_train_pairs: int = 4000, num_eval_pairs: int = 512, data_seed: int = 0,
                            seed: int = 0, log_every: int = 10, eval_every: int = 200, save_every: int = 500,
                            keep_checkpoints: int = 3, vocab_path: str | None = None, pair_source: str = "generated",
                            policy_checkpoint: str | None = None,
                            pair_sampling: PairSampling = PairSampling()) -> dict[str, float]:
-  """Direct preference model on rendered pairs in both orders, with the probability regression loss
-  `loss_kind` ("cross_entropy" | "squared", rl/losses.py); returns final metrics. `init_checkpoint`,
-  `pair_source`, `policy_checkpoint` and `pair_sampling` as for `train_reward_model`."""
-  return _train_scorer(_preference_task(loss_kind), model_dir, model_config, optimizer=optimizer,
+  """Direct preference model with the probability regression loss `loss_kind` ("cross_entropy" | "squared",
+  rl/losses.py); returns final metrics. `architecture`: "siamese" (models/preference.py: each conversation
+  encoded alone, an antisymmetric pair head; the default, it learns at tiny scale) or "joint" (one T5Value reads
+  the rendered pair, trained in both orders and symmetrised by the judge). `init_checkpoint`, `pair_source`,
+  `policy_checkpoint` and `pair_sampling` as for `train_reward_model`."""
+  return _train_scorer(_preference_task(loss_kind, architecture), model_dir, model_config, optimizer=optimizer,
                        mesh_spec=mesh_spec, judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps,
                        batch_size=batch_size, input_length=input_length, num_train_pairs=num_train_pairs,
                        num_eval_pairs=num_eval_pairs, data_seed=data_seed, seed=seed, log_every=log_every,

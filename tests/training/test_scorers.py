@@ -22,6 +22,7 @@ from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.value import T5Value
 from mtpo_jax.oracles import learned
 from mtpo_jax.rl import scorer_steps as steps
+from mtpo_jax.training import scorer_eval
 from mtpo_jax.training import scorer_trainer as st
 from mtpo_jax.training.checkpoints import Checkpointer, load_params
 from mtpo_jax.training.optimizers import make_optimizer
@@ -134,7 +135,7 @@ def _fit(scorer, train, held_out, num_steps):
     outs = [eval_step(params, {**{k: v[i:i + BATCH] for k, v in held_out.items()}, "weight": ones})
             for i in range(0, 256, BATCH)]
     prob = np.concatenate([o["probability"] for o in outs])
-    return st._accuracy(prob, held_out["label"]), st.calibration(prob, held_out["label"])["ece"]
+    return scorer_eval.accuracy(prob, held_out["label"]), scorer_eval.calibration(prob, held_out["label"])["ece"]
 
   before, _ = evaluate(state.params)
   order = np.random.default_rng(2).permutation(len(train["label"]))
@@ -158,17 +159,17 @@ def test_reward_and_preference_models_learn_a_separable_preference(setup):
 def test_ece_matches_hand_computation():
   p = np.array([0.05, 0.15, 0.12, 0.95, 1.0, 0.5])
   y = np.array([0.0, 0.2, 0.0, 1.0, 0.8, 1.0])
-  out = st.calibration(p, y, num_bins=10)
+  out = scorer_eval.calibration(p, y, num_bins=10)
   # bins: {0.05} -> 0, {0.15, 0.12} -> 1, {0.5} -> 5, {0.95, 1.0} -> 9 (the last bin is closed)
   hand = (1 * abs(0.05 - 0.0) + 2 * abs(0.135 - 0.1) + 1 * abs(0.5 - 1.0) + 2 * abs(0.975 - 0.9)) / 6
   np.testing.assert_allclose(out["ece"], hand, rtol=1e-12)
   assert [r["count"] for r in out["reliability"]] == [1, 2, 0, 0, 0, 1, 0, 0, 0, 2]
   np.testing.assert_allclose(out["reliability"][9]["mean_predicted"], 0.975)
-  assert st.calibration(np.array([0.3, 0.7]), np.array([0.3, 0.7]))["ece"] == 0.0
+  assert scorer_eval.calibration(np.array([0.3, 0.7]), np.array([0.3, 0.7]))["ece"] == 0.0
   # held-out accuracy: decisive labels only, a prediction of exactly 1/2 is half right (host and device agree)
   label = np.array([0.9, 0.1, 0.5, 0.8, 0.3])
   prob = np.array([0.6, 0.7, 0.9, 0.5, 0.2])
-  assert st._accuracy(prob, label) == (1 + 0 + 0.5 + 1) / 4
+  assert scorer_eval.accuracy(prob, label) == (1 + 0 + 0.5 + 1) / 4
   assert float(steps.preference_accuracy(jnp.asarray(prob, jnp.float32), jnp.asarray(label, jnp.float32))) == 0.625
 
 
@@ -259,7 +260,8 @@ ARGS = ["--gin_file=experiments/preference_model_tiny.gin", "--gin_file=meshes/c
         "--gin.T5Config.num_decoder_layers=1", "--gin.train_preference_model.batch_size=8",
         "--gin.train_preference_model.input_length=96", "--gin.train_preference_model.num_train_pairs=8",
         "--gin.train_preference_model.num_eval_pairs=3", f"--gin.train_preference_model.save_every={N}",
-        "--gin.train_preference_model.log_every=1", "--gin.train_preference_model.eval_every=1000"]
+        "--gin.train_preference_model.log_every=1", "--gin.train_preference_model.eval_every=1000",
+        "--gin.train_preference_model.architecture='joint'"]
 
 
 def test_preference_model_gin_run_reports_and_resumes(tmp_path):
@@ -286,3 +288,47 @@ def test_preference_model_gin_run_reports_and_resumes(tmp_path):
   np.testing.assert_array_equal(p + judge.preference(convs[1:], convs[:1]), [1.0])
   with pytest.raises(ValueError, match="preference model, not a reward"):
     learned.LearnedRewardJudge.from_checkpoint(d)
+
+
+def test_siamese_pair_head_is_antisymmetric_and_fits_an_intransitive_cycle():
+  """Rock-paper-scissors over three feature vectors: no Bradley-Terry reward ranks a 3-cycle (its best accuracy is
+  2/3), while the siamese pair head (models/preference.py) fits all three preferences."""
+  from mtpo_jax.models.preference import pair_logit
+  feats = jnp.eye(3, 8)
+  i, j = jnp.array([0, 1, 2]), jnp.array([1, 2, 0])  # 0 > 1, 1 > 2, 2 > 0
+  head = {"pair_in": jax.random.normal(jax.random.PRNGKey(0), (24, 16)) * 0.3, "pair_bias": jnp.zeros(16),
+          "pair_out": jnp.zeros(16)}
+  loss = lambda h: -jax.nn.log_sigmoid(pair_logit(h, feats[i], feats[j])).mean()
+  tx = optax.adam(0.05)
+  opt = tx.init(head)
+  for _ in range(300):
+    g = jax.grad(loss)(head)
+    upd, opt = tx.update(g, opt)
+    head = optax.apply_updates(head, upd)
+  p = jax.nn.sigmoid(pair_logit(head, feats[i], feats[j]))
+  assert (p > 0.9).all()  # every edge of the cycle, which no BT reward can order
+  np.testing.assert_array_equal(pair_logit(head, feats[j], feats[i]), -pair_logit(head, feats[i], feats[j]))
+  np.testing.assert_array_equal(pair_logit(head, feats, feats), np.zeros(3))
+
+
+def test_siamese_preference_model_trains_and_judges(tmp_path):
+  d = str(tmp_path / "pm_siamese")
+  args = [a for a in ARGS if "architecture" not in a]
+  main.run(args + [f"--gin.MODEL_DIR='{d}'", "--gin.train_preference_model.num_steps=2",
+                   "--gin.train_preference_model.architecture='siamese'"])
+  report = json.load(open(os.path.join(d, "eval_report.json")))
+  assert report["kind"] == "pair_preference" and report["examples"] == 3  # one order per pair
+  judge = learned.load_preference_judge(d)
+  assert isinstance(judge, learned.LearnedPairPreferenceJudge)
+  records = generator.generate(3, 0, "eval")
+  a = [record_to_conversation(r, "x") for r in records]
+  b = [record_to_conversation(generator.replay(r, f"k{i}"), "x") for i, r in enumerate(records)]
+  np.testing.assert_array_equal(judge.preference(a, b) + judge.preference(b, a), np.ones(3))
+  np.testing.assert_array_equal(judge.preference(a, a), np.full(3, 0.5))
+  # the judge's probabilities are the trained model's forward on the same inputs
+  params = load_params(os.path.join(d, "checkpoints"))
+  from mtpo_jax.models.preference import T5PairPreference
+  cfg = learned.config_from_json(learned.read_scorer_file(d)["model_config"])
+  arrays = st.reward_arrays(list(zip(a, b, [0.5] * 3)), judge._scorer.vocab, 96)
+  logit = T5PairPreference(cfg).apply({"params": params}, arrays["ids_a"], arrays["ids_b"])
+  np.testing.assert_allclose(judge.preference(a, b), jax.nn.sigmoid(logit), atol=1e-5)
