@@ -125,8 +125,9 @@ def sample_policy_pairs(policy: ro.TurnPolicy, num_pairs: int, seed: int, split:
                         max_agent_turns: int) -> list[Pair]:
   """Two conversations per context of `split` from `policy`, labelled P(first better) by `judge`."""
   env = environments.make_environment(ENV_NAME, max_agent_turns, seed)
-  batch = ro.collect(env, policy, environments.contexts(ENV_NAME, num_pairs, seed, split), copies=2, seed=seed)
-  a, b = batch.conversations[0::2], batch.conversations[1::2]
+  played = ro.collect_conversations(env, policy, environments.contexts(ENV_NAME, num_pairs, seed, split), copies=2,
+                                    seed=seed)
+  a, b = played[0::2], played[1::2]
   return list(zip(a, b, (float(p) for p in judge.preference(a, b))))
 
 
@@ -147,7 +148,7 @@ def _finish(env, policy: ro.TurnPolicy, conversations: Sequence[Conversation], s
   live = [c for c in conversations if not c.done]
   if not live:
     return list(conversations)
-  finished = iter(ro.collect(env, policy, starts=live, seed=seed, iteration=iteration).conversations)
+  finished = iter(ro.collect_conversations(env, policy, starts=live, seed=seed, iteration=iteration))
   return [c if c.done else next(finished) for c in conversations]
 
 
@@ -158,11 +159,11 @@ def sample_single_turn(policy: ro.TurnPolicy, num_pairs: int, seed: int, split: 
     raise ValueError(f"unknown single-turn kind {kind!r}; expected 'reward' or 'value'")
   env = environments.make_environment(ENV_NAME, max_agent_turns, seed)
   # PLAY, THEN LOG ONE STATE PER CONVERSATION
-  played = ro.collect(env, policy, environments.contexts(ENV_NAME, num_pairs, seed, split), seed=seed).conversations
+  played = ro.collect_conversations(env, policy, environments.contexts(ENV_NAME, num_pairs, seed, split), seed=seed)
   states = ro.logged_states(played, np.random.default_rng([seed, zlib.crc32(split.encode())]))
   # TWO ALTERNATIVE AGENT TURNS PER STATE
-  alts = ro.collect(env, policy, starts=states, copies=2, seed=seed, iteration=1,
-                    max_new_agent_turns=1).conversations
+  alts = ro.collect_conversations(env, policy, starts=states, copies=2, seed=seed, iteration=1,
+                                  max_new_agent_turns=1)
   a = [ro.through_last_agent_turn(c) for c in alts[0::2]]
   b = [ro.through_last_agent_turn(c) for c in alts[1::2]]
   if kind == "reward":

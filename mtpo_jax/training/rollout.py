@@ -296,6 +296,22 @@ def collect(env: Environment, policy: TurnPolicy, contexts: Sequence[Context] | 
       copies=copies, timings={"decode_s": decode_s, "env_s": env_s, "sampled_tokens": float(cat("token_mask").sum())})
 
 
+def collect_conversations(env: Environment, policy: TurnPolicy, contexts: Sequence[Context] | None = None,
+                          copies: int = 1, *, chunk: int = 128, starts: Sequence[Conversation] | None = None,
+                          **kwargs: Any) -> list[Conversation]:
+  """The final conversations of `collect`, played `chunk` contexts (or starts) at a time so that large data
+  sets do not build one huge sampler batch (and its KV caches). Sampling keys are per conversation, so the
+  result equals one big `collect`'s."""
+  items = list(contexts if starts is None else starts)
+  out: list[Conversation] = []
+  for lo in range(0, len(items), chunk):
+    part = items[lo:lo + chunk]
+    batch = (collect(env, policy, part, copies, **kwargs) if starts is None
+             else collect(env, policy, starts=part, copies=copies, **kwargs))
+    out += batch.conversations
+  return out
+
+
 # LOGGED STATES (single-turn data: papers/digest.md A8)
 
 def state_before(conversation: Conversation, agent_turn: int) -> Conversation:

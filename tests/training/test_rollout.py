@@ -337,3 +337,12 @@ def test_continue_from_logged_states(setup):
     ro.collect(env, policy, starts=[dataclasses.replace(starts[0], done=True)])
   with pytest.raises(ValueError, match="unique"):
     ro.collect(env, policy, starts=[starts[0], starts[0]])
+
+
+def test_chunked_collection_equals_one_batch(setup):
+  params, _, sampler, _ = setup
+  env = EducationEnv(ScriptedStudent(), max_agent_turns=2)
+  policy = ro.TurnPolicy(sampler, params, VOCAB, INPUT_LENGTH)
+  contexts = _education(5, seed=4)
+  whole = ro.collect(env, policy, contexts, copies=2, seed=9).conversations
+  assert ro.collect_conversations(env, policy, contexts, copies=2, chunk=2, seed=9) == whole
