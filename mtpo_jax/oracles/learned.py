@@ -92,7 +92,10 @@ def config_from_json(d: dict[str, Any]) -> T5Config:
   return T5Config(**d)
 
 
-def read_scorer_file(model_dir: str) -> dict[str, Any]:
+def read_scorer_file(model_dir: str | None) -> dict[str, Any]:
+  if not model_dir:
+    raise ValueError("no scorer directory given (Gin: JUDGE_DIR = a train_reward_model / train_preference_model "
+                     "MODEL_DIR)")
   path = os.path.join(model_dir, SCORER_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} not found: is {model_dir} a reward/preference model run directory?")
