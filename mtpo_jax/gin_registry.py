@@ -42,6 +42,10 @@ def register() -> None:
   gin.external_configurable(scorer_trainer.train_preference_model, "train_preference_model")
   gin.external_configurable(learned.load_reward_judge, "learned_reward_judge")
   gin.external_configurable(learned.load_preference_judge, "learned_preference_judge")
+  from mtpo_jax.rl.ppo import PPOHParams
+  from mtpo_jax.training import iterative_ppo
+  gin.external_configurable(iterative_ppo.train_iterative_ppo, "train_iterative_ppo")
+  gin.external_configurable(PPOHParams, "PPOHParams")
   gin.constant("bfloat16", jnp.bfloat16)
   gin.constant("float32", jnp.float32)
   _REGISTERED = True

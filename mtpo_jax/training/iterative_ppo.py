@@ -1,0 +1,383 @@
+"""Deep Iterative PPO (Jiang et al. 2025; papers/digest.md B3, Algorithm 1): batch-online policy iteration with a
+token-level single-turn PPO as the improvement step.
+
+Outer iteration i:
+  COLLECT  deploy pi_i on a fresh batch of training contexts (rollout.collect, one conversation per context);
+           the reward_fn scores each conversation (Education Dialogue: the ground-truth RubricJudge; negotiation:
+           the sale price in $1000s; or a learned reward model). D_multi = every agent turn's (state, response, G).
+  FIT Q_i  Monte-Carlo policy evaluation: a T5Value regressed on G (training/q_function.py), initialised from
+           Q_{i-1} (warm start) or from pi_i's backbone; held-out MSE and explained variance are reported.
+  PPO      prompts = the logged states; `ppo_steps` times: sample states, generate one response each with the
+           current pi, reward Q_i(s, a) - beta * log(pi/pi_i), PPO-clip (rl/ppo.py `ppo_step`).
+  pi_{i+1} = the PPO result.
+
+Everything is versioned under MODEL_DIR/iterations/{i:03d}/: conversations.jsonl (text + reward), rows.npz (the
+rows of D_multi: ids, masks, returns, held-out flags), collect.json (its metrics; written last, it marks the phase
+done), q/ (Q_i, orbax) and q.json (the fit report, likewise the marker), ppo.json. MODEL_DIR/checkpoints holds the
+policy, the baseline value and both optimizer states after each finished iteration (meta: iteration, phase). A
+restarted run resumes at phase granularity: it reloads a finished D_multi and a fitted Q_i instead of redoing
+them, and redoes an unfinished PPO phase from the iteration's start. Every random draw is named by (seed,
+iteration, step), so the resumed run continues with identical metrics. Plain arguments; Gin binds them in
+gin_registry.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mtpo_jax import partitioning
+from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.models.config import T5Config
+from mtpo_jax.models.decoding import Sampler, SamplingConfig
+from mtpo_jax.models.t5 import T5
+from mtpo_jax.models.value import T5Value, value_params_from_policy
+from mtpo_jax.oracles.rubric import RubricJudge
+from mtpo_jax.rl import actor_critic as ac
+from mtpo_jax.rl import ppo
+from mtpo_jax.training import environments
+from mtpo_jax.training import rollout as ro
+from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
+from mtpo_jax.training.metrics import MetricsWriter, progress
+from mtpo_jax.training.q_function import QFunction, QTargets, heldout_conversations, row_returns, turn_rewards
+from mtpo_jax.training.sft_trainer import _abstract_with_shardings
+from mtpo_jax.training.state import TrainState
+from mtpo_jax.types import Conversation
+
+log = logging.getLogger(__name__)
+RewardFn = Callable[[Sequence[Conversation]], np.ndarray]
+Q_INITS = ("warm_start", "policy")
+ROW_KEYS = ("encoder_ids", "decoder_ids", "token_mask", "logp_behaviour", "conversation", "turn")
+
+
+def reward_function(reward_fn: Any, env_name: str) -> RewardFn:
+  """A callable conversations -> [C] (or [C, T]) rewards: `reward_fn` itself, its `rewards` (learned reward
+  models, explicit-reward judges) or `score` (RubricJudge), or the environment's default when None."""
+  if reward_fn is None:
+    environments.check_env_name(env_name)
+    return RubricJudge().score if env_name == "education" else environments.sale_reward_judge().rewards
+  for name in ("rewards", "score"):
+    if hasattr(reward_fn, name):
+      return getattr(reward_fn, name)
+  if callable(reward_fn):
+    return reward_fn
+  raise TypeError(f"{type(reward_fn).__name__} gives no scalar reward (needs __call__, rewards() or score())")
+
+
+def _init_states(policy: T5, value: T5Value, policy_params: Any, tx_p, tx_v, seed: int, input_length: int,
+                 partitioner: partitioning.Partitioner):
+  """(ActorCriticState, its shardings, its abstract shape): sharded init, the baseline from the policy backbone."""
+  x = jnp.ones((1, input_length), jnp.int32)
+  p_specs = partitioning.logical_param_specs(jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"])
+  v_specs = partitioning.logical_param_specs(jax.eval_shape(value.init, jax.random.PRNGKey(0), x)["params"])
+
+  def init(rng, pp):
+    r_p, r_v, r_s = jax.random.split(rng, 3)
+    pp = nn.unbox(policy.init(r_p, x, x)["params"]) if pp is None else pp
+    vp = value_params_from_policy(nn.unbox(value.init(r_v, x)["params"]), pp)
+    return ac.ActorCriticState(TrainState.create(pp, tx_p, r_s), TrainState.create(vp, tx_v, r_s))
+
+  with partitioner.context():
+    abstract = jax.eval_shape(init, jax.random.PRNGKey(seed), policy_params)
+    shardings = ac.ActorCriticState(partitioner.state_shardings(abstract.policy, p_specs),
+                                    partitioner.state_shardings(abstract.value, v_specs))
+  if policy_params is not None:
+    want = jax.tree.map(lambda a: a.shape, abstract.policy.params)
+    if jax.tree.map(np.shape, policy_params) != want:
+      raise ValueError("init_checkpoint's parameters do not match policy_config (different shapes or layers)")
+    policy_params = jax.tree.map(lambda a, s: jax.make_array_from_callback(a.shape, s, lambda i, a=a: a[i]),
+                                 policy_params, shardings.policy.params)
+  state = partitioner.jit(init, in_shardings=(partitioner.replicated, None if policy_params is None
+                                              else shardings.policy.params),
+                          out_shardings=shardings)(jax.random.PRNGKey(seed), policy_params)
+  return state, shardings, abstract
+
+
+# D_MULTI: COLLECT, SAVE, LOAD
+
+def _merge(batches: Sequence[ro.RolloutBatch]) -> dict[str, Any]:
+  """Rows and conversation bookkeeping of several collects as one D_multi (indices re-based)."""
+  rows, turn_rows, conv_offset, row_offset = {k: [] for k in ROW_KEYS}, [], 0, 0
+  for b in batches:
+    for k in ROW_KEYS:
+      v = getattr(b, k)
+      rows[k].append(v + conv_offset if k == "conversation" else v)
+    turn_rows.append(np.where(b.turn_rows >= 0, b.turn_rows + row_offset, -1))
+    conv_offset += len(b.conversations)
+    row_offset += b.num_rows
+  data = {k: np.concatenate(v) for k, v in rows.items()}
+  data["turn_rows"] = np.concatenate(turn_rows).astype(np.int32)
+  data["turn_mask"] = (data["turn_rows"] >= 0).astype(np.float32)
+  data["conversations"] = [c for b in batches for c in b.conversations]
+  for k in ("num_agent_turns", "ended_with_marker", "prompt_truncated"):
+    data[k] = np.concatenate([getattr(b, k) for b in batches])
+  data["timings"] = {k: sum(b.timings[k] for b in batches) for k in ("decode_s", "env_s", "sampled_tokens")}
+  return data
+
+
+def _collect(env, policy: ro.TurnPolicy, contexts, per_collect: int, seed: int, iteration: int) -> dict[str, Any]:
+  return _merge([ro.collect(env, policy, contexts[lo:lo + per_collect], seed=seed, iteration=iteration)
+                 for lo in range(0, len(contexts), per_collect)])
+
+
+def _write_json(path: str, obj: Any) -> None:
+  if jax.process_index() == 0:
+    with open(path + ".tmp", "w") as f:
+      json.dump(obj, f, indent=1, default=str)
+    os.replace(path + ".tmp", path)
+
+
+def _save_dataset(directory: str, data: dict[str, Any], scores: np.ndarray, heldout: np.ndarray) -> None:
+  """conversations.jsonl (one conversation per line: context, turns, reward, held-out flag) and rows.npz."""
+  if jax.process_index() != 0:
+    return
+  os.makedirs(directory, exist_ok=True)
+  with open(os.path.join(directory, "conversations.jsonl.tmp"), "w") as f:
+    for c, (conv, score) in enumerate(zip(data["conversations"], scores)):
+      f.write(json.dumps({"index": c, "context_id": conv.context.context_id, "visible": dict(conv.context.visible),
+                          "reward": np.asarray(score).tolist(), "heldout": bool(heldout[c]), "done": conv.done,
+                          "turns": [{"role": t.role, "text": t.text, "is_agent": t.is_agent} for t in conv.turns]},
+                         default=str) + "\n")
+  os.replace(os.path.join(directory, "conversations.jsonl.tmp"), os.path.join(directory, "conversations.jsonl"))
+  arrays = {k: data[k] for k in (*ROW_KEYS, "turn_rows", "turn_mask", "rewards", "returns", "heldout")}
+  with open(os.path.join(directory, "rows.npz.tmp"), "wb") as f:
+    np.savez(f, **arrays)
+  os.replace(os.path.join(directory, "rows.npz.tmp"), os.path.join(directory, "rows.npz"))
+
+
+def _collect_phase(directory: str, fingerprint: dict[str, Any], collect: Callable[[], dict[str, Any]],
+                   reward_fn: RewardFn, gamma: float, holdout: float, seed: int,
+                   iteration: int) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+  """D_multi of iteration i and its metrics: loaded if the phase finished before, else collected and saved."""
+  marker = os.path.join(directory, "collect.json")
+  if os.path.exists(marker):
+    with open(marker) as f:
+      done = json.load(f)
+    if done["fingerprint"] != json.loads(json.dumps(fingerprint)):
+      raise CheckpointError(f"{directory} was written by a different run ({done['fingerprint']}); use a new MODEL_DIR")
+    with np.load(os.path.join(directory, "rows.npz")) as z:
+      return {k: z[k] for k in z.files}, done["metrics"]
+  t0 = time.time()
+  data = collect()
+  t1 = time.time()
+  scores = np.asarray(reward_fn(data["conversations"]), np.float32)
+  data["rewards"] = turn_rewards(scores, data["turn_mask"])
+  data["returns"] = row_returns(data["rewards"], data["turn_mask"], data["turn_rows"], len(data["conversation"]),
+                                gamma)
+  data["heldout"] = heldout_conversations(len(data["conversations"]), holdout, seed, iteration)
+  total = data["rewards"].sum(1)
+  timings = data["timings"]
+  metrics = {"reward_mean": float(total.mean()), "reward_std": float(total.std()), "states": len(data["conversation"]),
+             "conversation_turns": float(data["num_agent_turns"].mean()),
+             "end_marker_rate": float(data["ended_with_marker"].mean()),
+             "prompt_truncated_rate": float(data["prompt_truncated"].mean()),
+             "collect_s": t1 - t0, "reward_s": time.time() - t1, "environment_s": timings["env_s"],
+             "decode_tokens_per_s": timings["sampled_tokens"] / max(timings["decode_s"], 1e-9)}
+  _save_dataset(directory, data, scores, data["heldout"])
+  _write_json(marker, {"fingerprint": fingerprint, "metrics": metrics})
+  return {k: v for k, v in data.items() if isinstance(v, np.ndarray)}, metrics
+
+
+# PPO ON THE LOGGED STATES
+
+def _ppo_phase(state, step_fn, frozen, sampler: Sampler, partitioner: partitioning.Partitioner,
+               data: dict[str, np.ndarray], *, num_steps: int, batch_size: int, epochs: int, q_length: int,
+               seed: int, iteration: int) -> tuple[Any, dict[str, float]]:
+  """`num_steps` PPO steps, each on `batch_size` logged states with one fresh response from the current policy."""
+  states, sums = data["encoder_ids"], {}
+  decode_s = update_s = sampled = 0.0
+  bar = progress(num_steps, desc=f"ppo {iteration}")
+  for k in range(num_steps):
+    rows = np.random.default_rng([seed, iteration, 23, k]).choice(len(states), batch_size,
+                                                                   replace=len(states) < batch_size)
+    keys = np.stack([ro.conversation_key(seed, iteration, f"ppo-{k}", j, 0) for j in range(batch_size)])
+    t0 = time.time()
+    out = sampler(state.policy.params, states[rows], jnp.asarray(keys))
+    mask = (np.arange(out.tokens.shape[1])[None] < out.lengths[:, None]).astype(np.float32)
+    batch = {"encoder_ids": states[rows], "decoder_ids": out.tokens.astype(np.int32), "token_mask": mask}
+    batch["q_ids"] = ppo.q_input_ids(batch["encoder_ids"], batch["decoder_ids"], mask, q_length)
+    t1 = time.time()
+    state, metrics = step_fn(state, partitioner.put_batch(batch), frozen)
+    metrics = {n: float(v) for n, v in jax.device_get(metrics).items()}
+    t2 = time.time()
+    if not all(np.isfinite(v) for v in metrics.values()):
+      raise FloatingPointError(f"non-finite PPO metrics at iteration {iteration}, step {k}: {metrics}")
+    decode_s, update_s, sampled = decode_s + t1 - t0, update_s + t2 - t1, sampled + float(mask.sum())
+    for n, v in metrics.items():
+      sums[n] = sums.get(n, 0.0) + v
+    bar.set_postfix(q=f"{metrics['q_reward']:.3f}", kl=f"{metrics['kl_to_start']:.3f}")
+    bar.update(1)
+  bar.close()
+  out = {f"ppo_{n}": v / num_steps for n, v in sums.items()}
+  out.update(ppo_kl_to_start_last=metrics["kl_to_start"], ppo_q_reward_last=metrics["q_reward"],
+             ppo_decode_tokens_per_s=sampled / max(decode_s, 1e-9),
+             ppo_update_tokens_per_s=sampled * epochs / max(update_s, 1e-9))
+  return state, out
+
+
+# Q_i
+
+def _q_phase(qf: QFunction, directory: str, data: dict[str, np.ndarray], q_ids: np.ndarray, init: Callable[[], Any],
+             *, loss: str, normalize: bool, num_steps: int,
+             iteration: int) -> tuple[Any, QTargets, dict[str, float]]:
+  """(Q_i's params, its target transform, the fit report): loaded if a finished fit is on disk, else fit from
+  `init()` (Q_{i-1} or pi_i's backbone) and saved."""
+  restored = qf.restore(os.path.join(directory, "q"))
+  if restored is not None and os.path.exists(os.path.join(directory, "q.json")):
+    with open(os.path.join(directory, "q.json")) as f:
+      return restored[0], restored[1], json.load(f)
+  t0 = time.time()
+  heldout = data["heldout"][data["conversation"]]
+  targets = QTargets.fit(data["returns"][~heldout], loss, normalize)
+  params, report = qf.fit(init(), q_ids, data["returns"], heldout, targets, num_steps, iteration)
+  report["q_fit_s"] = time.time() - t0
+  qf.save(os.path.join(directory, "q"), params, targets, {"iteration": iteration})
+  _write_json(os.path.join(directory, "q.json"), report)
+  return params, targets, report
+
+
+# THE LOOP
+
+def _check_arguments(num_iterations: int, conversations_per_iteration: int, contexts_per_collect: int,
+                     q_steps: int, ppo_steps: int, q_init: str, q_loss: str, gamma: float) -> None:
+  for name, v in (("num_iterations", num_iterations), ("conversations_per_iteration", conversations_per_iteration),
+                  ("contexts_per_collect", contexts_per_collect), ("q_steps", q_steps), ("ppo_steps", ppo_steps)):
+    if v < 1:
+      raise ValueError(f"{name} must be >= 1, got {v}")
+  if q_init not in Q_INITS:
+    raise ValueError(f"unknown q_init {q_init!r}; expected one of {Q_INITS}")
+  if not 0.0 < gamma <= 1.0:
+    raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+  ppo.q_values(jnp.zeros(()), q_loss)  # raises on an unknown loss
+
+
+def _check_batch_sizes(partitioner: partitioning.Partitioner, **sizes: int) -> None:
+  shards = partitioner.mesh.shape["data"] * partitioner.mesh.shape["fsdp"]
+  for name, v in sizes.items():
+    if v < 1 or v % shards:
+      raise ValueError(f"{name}={v} must be a positive multiple of the mesh's batch shards (data x fsdp = {shards})")
+
+
+def _restore(ckpt: Checkpointer, state, abstract, shardings, fingerprint: dict[str, Any]) -> tuple[Any, int]:
+  """(state, finished iterations): the latest top-level checkpoint of the same run, else the fresh state."""
+  if ckpt.latest_step() is None:
+    return state, 0
+  state, meta = ckpt.restore(_abstract_with_shardings(abstract, shardings))
+  mismatch = {k: (meta.get(k), v) for k, v in fingerprint.items() if meta.get(k) != v}
+  if mismatch:
+    raise CheckpointError(f"{ckpt.directory} was written by a different run (saved vs now: {mismatch}); use a "
+                          "new MODEL_DIR")
+  log.info("resumed from %s after iteration %d (phase %s)", ckpt.directory, meta["iteration"], meta.get("phase"))
+  return state, int(meta["iteration"])
+
+
+def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, env_name: str = "education",
+                        reward_fn: Any = None, hparams: ppo.PPOHParams = ppo.PPOHParams(),
+                        policy_optimizer: tuple[optax.GradientTransformation, Any],
+                        value_optimizer: tuple[optax.GradientTransformation, Any],
+                        q_optimizer: tuple[optax.GradientTransformation, Any],
+                        init_checkpoint: str | None = None,
+                        mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), num_iterations: int = 10,
+                        conversations_per_iteration: int = 256, contexts_per_collect: int = 64,
+                        max_agent_turns: int = 10, input_length: int = 512, max_turn_tokens: int = 64,
+                        temperature: float = 1.0, gamma: float = 1.0, q_steps: int = 1000, q_batch_size: int = 32,
+                        q_loss: str = "mse", q_normalize_targets: bool = False, q_init: str = "warm_start",
+                        q_holdout_fraction: float = 0.1, q_input_length: int | None = None, ppo_steps: int = 100,
+                        ppo_batch_size: int = 16, keep_checkpoints: int = 2, seed: int = 0,
+                        vocab_path: str | None = None) -> dict[str, float]:
+  """Runs Algorithm 1 for `num_iterations` outer iterations from `init_checkpoint` (the SFT policy pi_0; random
+  weights when None); returns the last iteration's metrics. `reward_fn`: a callable or a judge with `rewards` /
+  `score` (None: the environment's own). `q_input_length` defaults to input_length + max_turn_tokens (state and
+  response never truncated). Batch sizes must divide over the mesh's data x fsdp axes."""
+  environments.check_env_name(env_name)
+  reward = reward_function(reward_fn, env_name)
+  _check_arguments(num_iterations, conversations_per_iteration, contexts_per_collect, q_steps, ppo_steps, q_init,
+                   q_loss, gamma)
+  vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
+  if vocab.vocab_size > policy_config.vocab_size:
+    raise ValueError(f"vocabulary has {vocab.vocab_size} pieces, the policy only {policy_config.vocab_size}")
+  partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
+  _check_batch_sizes(partitioner, ppo_batch_size=ppo_batch_size, q_batch_size=q_batch_size)
+  q_length = q_input_length or input_length + max_turn_tokens
+  init_params = load_params(init_checkpoint) if init_checkpoint else None  # CheckpointError names a missing path
+
+  # MODELS, STATE, RESUME
+  policy, value = T5(policy_config), T5Value(policy_config)
+  (tx_p, _), (tx_v, _), (tx_q, _) = policy_optimizer, value_optimizer, q_optimizer
+  state, shardings, abstract = _init_states(policy, value, init_params, tx_p, tx_v, seed, input_length, partitioner)
+  qf = QFunction(value, tx_q, partitioner, q_length, q_batch_size, q_loss, seed)
+  fingerprint = {"env_name": env_name, "input_length": input_length, "max_turn_tokens": max_turn_tokens,
+                 "conversations_per_iteration": conversations_per_iteration, "max_agent_turns": max_agent_turns,
+                 "gamma": gamma, "q_loss": q_loss, "q_init": q_init, "seed": seed}
+  ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every=1, keep=keep_checkpoints)
+  state, start = _restore(ckpt, state, abstract, shardings, fingerprint)
+  iteration_dir = lambda i: os.path.join(model_dir, "iterations", f"{i:03d}")
+  q_prev = None
+  if start > 0 and q_init == "warm_start":
+    restored = qf.restore(os.path.join(iteration_dir(start - 1), "q"))
+    q_prev = restored[0] if restored else None
+
+  # ROLLOUTS AND THE JITTED PPO STEP
+  env = environments.make_environment(env_name, max_agent_turns, seed)
+  sampler = Sampler(policy, SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature))
+  turn_policy = ro.TurnPolicy(sampler, None, vocab, input_length)  # params set per iteration
+  batch_sh = {k: partitioner.data_sharding(2) for k in ("encoder_ids", "decoder_ids", "token_mask", "q_ids")}
+  frozen_sh = {"reference": shardings.policy.params, "q": qf.shardings.params, "q_shift": partitioner.replicated,
+               "q_scale": partitioner.replicated}
+  step_fn = partitioner.jit(functools.partial(ppo.ppo_step, hp=hparams, policy=policy, value=value, policy_tx=tx_p,
+                                              value_tx=tx_v, q_loss=q_loss),
+                            in_shardings=(shardings, batch_sh, frozen_sh),
+                            out_shardings=(shardings, partitioner.replicated), donate_argnums=0)
+  writer = MetricsWriter(model_dir)
+  bar = progress(num_iterations, initial=start, desc="iterative ppo")
+  last: dict[str, float] = {}
+  try:
+    for i in range(start, num_iterations):
+      directory = iteration_dir(i)
+      os.makedirs(directory, exist_ok=True)
+      # COLLECT: deploy pi_i
+      contexts = environments.contexts(env_name, conversations_per_iteration, seed + 1000 * (i + 1), "train")
+      collect = lambda: _collect(env, turn_policy.with_params(state.policy.params), contexts, contexts_per_collect,
+                                 seed, i)
+      data, metrics = _collect_phase(directory, fingerprint, collect, reward, gamma, q_holdout_fraction, seed, i)
+      metrics = dict(metrics)
+
+      # FIT Q_i by Monte-Carlo regression
+      q_ids = ppo.q_input_ids(data["encoder_ids"], data["decoder_ids"], data["token_mask"], q_length)
+      init = lambda: q_prev if q_prev is not None else qf.params_from_policy(state.policy.params)
+      q_params, targets, q_report = _q_phase(qf, directory, data, q_ids, init, loss=q_loss,
+                                             normalize=q_normalize_targets, num_steps=q_steps, iteration=i)
+      metrics.update(q_report)
+
+      # PPO on D_single = the logged states, Q_i the reward model, KL to pi_i
+      t0 = time.time()
+      frozen = {"reference": jax.tree.map(jnp.copy, state.policy.params), "q": q_params,
+                "q_shift": jnp.float32(targets.shift), "q_scale": jnp.float32(targets.scale)}
+      state, ppo_metrics = _ppo_phase(state, step_fn, frozen, sampler, partitioner, data, num_steps=ppo_steps,
+                                      batch_size=ppo_batch_size, epochs=hparams.ppo_epochs, q_length=q_length,
+                                      seed=seed, iteration=i)
+      ppo_metrics["ppo_s"] = time.time() - t0
+      _write_json(os.path.join(directory, "ppo.json"), ppo_metrics)
+      metrics.update(ppo_metrics)
+      last = writer.write(i + 1, metrics)
+      ckpt.save(i + 1, state, {"iteration": i + 1, "phase": "ppo", **fingerprint}, force=True)
+      q_prev = q_params if q_init == "warm_start" else None
+      log.info("iteration %d: reward %.3f, Q held-out EV %.3f, PPO Q reward %.3f, KL to pi_i %.4f", i,
+               metrics["reward_mean"], metrics["q_heldout_ev"], metrics["ppo_q_reward"],
+               metrics["ppo_kl_to_start_last"])
+      bar.update(1)
+  finally:
+    bar.close()
+    ckpt.close()
+    writer.close()
+  return last
