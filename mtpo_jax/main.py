@@ -30,7 +30,14 @@ def run_job(job: Callable[[], object] = gin.REQUIRED, model_dir: str = gin.REQUI
   """
   import jax
   if num_cpu_devices:
-    jax.config.update("jax_num_cpu_devices", num_cpu_devices)
+    try:
+      jax.config.update("jax_num_cpu_devices", num_cpu_devices)
+    except RuntimeError:  # JAX already started in this process (a test session, a notebook)
+      have = len(jax.devices("cpu"))
+      if have != num_cpu_devices:
+        raise RuntimeError(f"run.num_cpu_devices = {num_cpu_devices}, but JAX already started with {have} CPU "
+                           "devices in this process; set it before any JAX operation (or XLA_FLAGS="
+                           f"--xla_force_host_platform_device_count={num_cpu_devices})") from None
   if distributed:
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id)

@@ -1,0 +1,1 @@
+"""Evaluation of trained policies: the pairwise win-rate matrix (papers/digest.md A13), reports and the CLI."""
