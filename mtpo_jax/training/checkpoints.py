@@ -90,3 +90,13 @@ def load_params(directory: str, step: int | None = None) -> Any:
   except Exception as e:  # orbax raises many types
     raise CheckpointError(f"checkpoint {directory}/{step} is unreadable ({type(e).__name__}: {e})") from e
   return jax.tree.map(jax.device_get, restored.state["params"])
+
+
+def restore_target(abstract: Any, shardings: Any) -> Any:
+  """Abstract arrays carrying their shardings: what `Checkpointer.restore` needs to restore sharded."""
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+
+
+def config_fingerprint(config: Any) -> dict[str, str]:
+  """A dataclass config as sorted strings, stored in checkpoint metadata to refuse resuming another model."""
+  return {k: str(v) for k, v in sorted(vars(config).items())}

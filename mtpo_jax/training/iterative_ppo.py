@@ -47,10 +47,9 @@ from mtpo_jax.rl import actor_critic as ac
 from mtpo_jax.rl import ppo
 from mtpo_jax.training import environments
 from mtpo_jax.training import rollout as ro
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
+from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params, restore_target
 from mtpo_jax.training.metrics import MetricsWriter, progress
 from mtpo_jax.training.q_function import QFunction, QTargets, heldout_conversations, row_returns, turn_rewards
-from mtpo_jax.training.sft_trainer import _abstract_with_shardings
 from mtpo_jax.training.state import TrainState
 from mtpo_jax.types import Conversation
 
@@ -272,7 +271,7 @@ def _restore(ckpt: Checkpointer, state, abstract, shardings, fingerprint: dict[s
   """(state, finished iterations): the latest top-level checkpoint of the same run, else the fresh state."""
   if ckpt.latest_step() is None:
     return state, 0
-  state, meta = ckpt.restore(_abstract_with_shardings(abstract, shardings))
+  state, meta = ckpt.restore(restore_target(abstract, shardings))
   mismatch = {k: (meta.get(k), v) for k, v in fingerprint.items() if meta.get(k) != v}
   if mismatch:
     raise CheckpointError(f"{ckpt.directory} was written by a different run (saved vs now: {mismatch}); use a "

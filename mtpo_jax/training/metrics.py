@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -11,6 +12,8 @@ from typing import Any
 import jax
 import numpy as np
 from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
 
 
 def _scalar(v: Any) -> float:
@@ -50,3 +53,28 @@ def progress(total: int, initial: int = 0, desc: str = "train") -> tqdm:
   """A progress bar on process 0 only (others get a disabled bar with the same interface)."""
   return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, disable=jax.process_index() != 0,
               mininterval=1.0)
+
+
+def check_finite(metrics: dict[str, Any], step: int, ckpt: Any) -> dict[str, float]:
+  """Host floats of `metrics`; a FloatingPointError (before anything is saved) if loss, gradient or update
+  norm is not finite. `ckpt`: the run's Checkpointer, named in the message."""
+  values = {k: float(np.asarray(v)) for k, v in metrics.items()}
+  watched = {k: values[k] for k in ("loss", "grad_norm", "update_norm") if k in values}
+  if not all(np.isfinite(v) for v in watched.values()):
+    raise FloatingPointError(f"non-finite loss/grad/update at step {step} ({watched}); "
+                             f"nothing was saved; the last good checkpoint is step {ckpt.latest_step()} "
+                             f"in {ckpt.directory}")
+  return values
+
+
+def log_compiled_memory(compiled) -> None:
+  """Logs an AOT-compiled step's per-device memory analysis, where the backend reports one."""
+  try:
+    mem = compiled.memory_analysis()
+  except Exception:  # not every backend reports memory
+    return
+  if mem is None:
+    return
+  fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "generated_code_size_in_bytes")
+  report = {f: getattr(mem, f, None) for f in fields}
+  log.info("compiled train step memory per device (bytes): %s", json.dumps(report))

@@ -25,8 +25,7 @@ from mtpo_jax import partitioning
 from mtpo_jax.models.value import T5Value, value_params_from_policy
 from mtpo_jax.rl import advantages as adv
 from mtpo_jax.rl import ppo
-from mtpo_jax.training.checkpoints import Checkpointer
-from mtpo_jax.training.sft_trainer import _abstract_with_shardings
+from mtpo_jax.training.checkpoints import Checkpointer, restore_target
 from mtpo_jax.training.state import TrainState
 
 
@@ -122,7 +121,7 @@ class QFunction:
     with partitioner.context():
       abstract = jax.eval_shape(lambda p: TrainState.create(p, tx, jax.random.PRNGKey(seed)), abstract_params)
     self.shardings = partitioner.state_shardings(abstract, specs)
-    self.abstract_params = _abstract_with_shardings(abstract.params, self.shardings.params)
+    self.abstract_params = restore_target(abstract.params, self.shardings.params)
     sh = self.shardings
     self._create = partitioner.jit(lambda p: TrainState.create(p, tx, jax.random.PRNGKey(seed)),
                                    in_shardings=(sh.params,), out_shardings=sh)

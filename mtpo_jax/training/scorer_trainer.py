@@ -42,10 +42,9 @@ from mtpo_jax.oracles.base import Judge
 from mtpo_jax.rl import scorer_steps as steps
 from mtpo_jax.training import pair_sources, scorer_eval
 from mtpo_jax.training.pair_sources import PairSampling, judged_pairs  # noqa: F401  (judged_pairs re-exported)
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
-from mtpo_jax.training.metrics import MetricsWriter, progress
-from mtpo_jax.training.sft_trainer import (_abstract_with_shardings, _check_finite, _config_fingerprint,
-                                           _log_memory)
+from mtpo_jax.training.checkpoints import (Checkpointer, CheckpointError, config_fingerprint, load_params,
+                                          restore_target)
+from mtpo_jax.training.metrics import MetricsWriter, check_finite, log_compiled_memory, progress
 from mtpo_jax.training.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -187,7 +186,7 @@ def _restore_or_init(ckpt: Checkpointer, fingerprint: dict[str, Any], init_fn: C
     if policy is not None and "value_head" in policy:  # a value/scorer checkpoint: take its backbone
       policy = policy["backbone"]
     return _init_state(init_fn, abstract, state_sh, seed, partitioner, policy), 0
-  state, meta = ckpt.restore(_abstract_with_shardings(abstract, state_sh))
+  state, meta = ckpt.restore(restore_target(abstract, state_sh))
   written = {k: meta.get(k) for k in fingerprint}
   if written != json.loads(json.dumps(fingerprint)):
     raise CheckpointError(f"{ckpt.directory} was written by a different model/data setup: {written}")
@@ -218,7 +217,7 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
   partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
   model, (tx, schedule) = task.make_model(model_config), optimizer
   ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
-  fingerprint = {"kind": task.kind, "model_config": _config_fingerprint(model_config), "input_length": input_length,
+  fingerprint = {"kind": task.kind, "model_config": config_fingerprint(model_config), "input_length": input_length,
                  "data": [num_train_pairs, data_seed, batch_size, seed], "pair_source": pair_source}
   init_fn, abstract, state_sh = _state_layout(model, tx, input_length, seed, partitioner, task.num_inputs)
   state, start = _restore_or_init(ckpt, fingerprint, init_fn, abstract, state_sh, seed, partitioner, init_checkpoint)
@@ -236,7 +235,7 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
                             in_shardings=(state_sh.params, partitioner.batch_shardings(next(evals.in_order()))),
                             out_shardings=partitioner.replicated)
   compiled = step_fn.lower(state, partitioner.put_batch(train.batch(0))).compile()
-  _log_memory(compiled)
+  log_compiled_memory(compiled)
 
   # TRAIN
   writer = MetricsWriter(model_dir)
@@ -247,7 +246,7 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
       state, metrics = compiled(state, partitioner.put_batch(train.batch(step)))
       done = step + 1
       if done % log_every == 0 or ckpt.should_save(done) or done == num_steps:
-        last = _check_finite(jax.device_get(metrics), done, ckpt)
+        last = check_finite(jax.device_get(metrics), done, ckpt)
         writer.write(done, last)
         bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}")
       if done % eval_every == 0 and done != num_steps:

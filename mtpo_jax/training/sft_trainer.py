@@ -9,7 +9,6 @@ good checkpoint.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import time
@@ -27,8 +26,8 @@ from mtpo_jax.data.vocabulary import Vocabulary, train_sentencepiece
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.training import sft
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError
-from mtpo_jax.training.metrics import MetricsWriter, progress
+from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, config_fingerprint, restore_target
+from mtpo_jax.training.metrics import MetricsWriter, check_finite, log_compiled_memory, progress
 from mtpo_jax.training.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -60,12 +59,6 @@ def build_train_state_fns(model: T5, tx: optax.GradientTransformation, input_len
   return init_fn, partitioning.logical_param_specs(boxed)
 
 
-def _abstract_with_shardings(abstract: Any, shardings: Any) -> Any:
-  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-
-
-def _config_fingerprint(config: T5Config) -> dict[str, Any]:
-  return {k: str(v) for k, v in sorted(vars(config).items())}
 
 
 def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs], *,
@@ -94,9 +87,9 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
     abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
   state_sh = partitioner.state_shardings(abstract, param_specs)
   ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
-  fingerprint = _config_fingerprint(model_config)
+  fingerprint = config_fingerprint(model_config)
   if ckpt.latest_step() is not None:
-    state, meta = ckpt.restore(_abstract_with_shardings(abstract, state_sh))
+    state, meta = ckpt.restore(restore_target(abstract, state_sh))
     if meta.get("model_config") != fingerprint:
       raise CheckpointError(f"{ckpt.directory} was written by a different model config: {meta.get('model_config')}")
     start = int(meta["data_position"])
@@ -113,7 +106,7 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
   eval_fn = partitioner.jit(functools.partial(sft.sft_eval_step, model=model),
                             in_shardings=(state_sh.params, batch_sh), out_shardings=partitioner.replicated)
   compiled = step_fn.lower(state, partitioner.put_batch(train.batch(0))).compile()
-  _log_memory(compiled)
+  log_compiled_memory(compiled)
 
   # TRAIN
   writer = MetricsWriter(model_dir)
@@ -124,7 +117,7 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
       state, metrics = compiled(state, partitioner.put_batch(train.batch(step)))
       done = step + 1
       if done % log_every == 0 or ckpt.should_save(done) or done == num_steps:
-        last = _check_finite(jax.device_get(metrics), done, ckpt)
+        last = check_finite(jax.device_get(metrics), done, ckpt)
         elapsed = time.time() - t0
         tokens_per_s = last["tokens"] * (done - start) / max(elapsed, 1e-9) if done > start else 0.0
         last["tokens_per_s"] = tokens_per_s
@@ -160,28 +153,7 @@ def _write_samples(model: T5, params, vocab: Vocabulary, pairs: Pairs, input_len
   log.info("wrote %d greedy samples to %s", len(pairs), path)
 
 
-def _check_finite(metrics: dict[str, Any], step: int, ckpt: Checkpointer) -> dict[str, float]:
-  values = {k: float(np.asarray(v)) for k, v in metrics.items()}
-  watched = {k: values[k] for k in ("loss", "grad_norm", "update_norm") if k in values}
-  if not all(np.isfinite(v) for v in watched.values()):
-    raise FloatingPointError(f"non-finite loss/grad/update at step {step} ({watched}); "
-                             f"nothing was saved; the last good checkpoint is step {ckpt.latest_step()} "
-                             f"in {ckpt.directory}")
-  return values
-
 
 def _evaluate(eval_fn, params, evals: SFTBatches, partitioner, num_batches: int) -> dict[str, float]:
   results = [jax.device_get(eval_fn(params, partitioner.put_batch(evals.batch(i)))) for i in range(num_batches)]
   return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
-
-
-def _log_memory(compiled) -> None:
-  try:
-    mem = compiled.memory_analysis()
-  except Exception:  # not every backend reports memory
-    return
-  if mem is None:
-    return
-  fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "generated_code_size_in_bytes")
-  report = {f: getattr(mem, f, None) for f in fields}
-  log.info("compiled train step memory per device (bytes): %s", json.dumps(report))
