@@ -8,6 +8,7 @@ renames it on commit, so a killed save never shadows the previous good checkpoin
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -70,6 +71,10 @@ def restore_checkpoint(manager: ocp.CheckpointManager, directory: str, abstract_
   try:
     restored = manager.restore(step, args=args)
   except Exception as e:  # orbax raises many types (FileNotFoundError, ValueError, tensorstore errors)
+    # A failed restore leaves orbax's pending read coroutines as garbage; finalise them here rather than at
+    # a random later allocation (CPython 3.11 can turn a finaliser that runs inside ast.parse into a
+    # SystemError).
+    gc.collect()
     raise CheckpointError(f"checkpoint {directory}/{step} is unreadable or does not match the model "
                           f"({type(e).__name__}: {str(e).splitlines()[0][:300]})") from e
   return restored.state, dict(restored.meta)
