@@ -30,7 +30,6 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,16 +40,15 @@ from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import Sampler, SamplingConfig
 from mtpo_jax.models.t5 import T5
-from mtpo_jax.models.value import T5Value, value_params_from_policy
+from mtpo_jax.models.value import T5Value
 from mtpo_jax.oracles.rubric import RubricJudge
-from mtpo_jax.rl import actor_critic as ac
 from mtpo_jax.rl import ppo
 from mtpo_jax.training import environments
+from mtpo_jax.training import rl_trainer
 from mtpo_jax.training import rollout as ro
 from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params, restore_target
 from mtpo_jax.training.metrics import MetricsWriter, progress
 from mtpo_jax.training.q_function import QFunction, QTargets, heldout_conversations, row_returns, turn_rewards
-from mtpo_jax.training.state import TrainState
 from mtpo_jax.types import Conversation
 
 log = logging.getLogger(__name__)
@@ -71,35 +69,6 @@ def reward_function(reward_fn: Any, env_name: str) -> RewardFn:
   if callable(reward_fn):
     return reward_fn
   raise TypeError(f"{type(reward_fn).__name__} gives no scalar reward (needs __call__, rewards() or score())")
-
-
-def _init_states(policy: T5, value: T5Value, policy_params: Any, tx_p, tx_v, seed: int, input_length: int,
-                 partitioner: partitioning.Partitioner):
-  """(ActorCriticState, its shardings, its abstract shape): sharded init, the baseline from the policy backbone."""
-  x = jnp.ones((1, input_length), jnp.int32)
-  p_specs = partitioning.logical_param_specs(jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"])
-  v_specs = partitioning.logical_param_specs(jax.eval_shape(value.init, jax.random.PRNGKey(0), x)["params"])
-
-  def init(rng, pp):
-    r_p, r_v, r_s = jax.random.split(rng, 3)
-    pp = nn.unbox(policy.init(r_p, x, x)["params"]) if pp is None else pp
-    vp = value_params_from_policy(nn.unbox(value.init(r_v, x)["params"]), pp)
-    return ac.ActorCriticState(TrainState.create(pp, tx_p, r_s), TrainState.create(vp, tx_v, r_s))
-
-  with partitioner.context():
-    abstract = jax.eval_shape(init, jax.random.PRNGKey(seed), policy_params)
-    shardings = ac.ActorCriticState(partitioner.state_shardings(abstract.policy, p_specs),
-                                    partitioner.state_shardings(abstract.value, v_specs))
-  if policy_params is not None:
-    want = jax.tree.map(lambda a: a.shape, abstract.policy.params)
-    if jax.tree.map(np.shape, policy_params) != want:
-      raise ValueError("init_checkpoint's parameters do not match policy_config (different shapes or layers)")
-    policy_params = jax.tree.map(lambda a, s: jax.make_array_from_callback(a.shape, s, lambda i, a=a: a[i]),
-                                 policy_params, shardings.policy.params)
-  state = partitioner.jit(init, in_shardings=(partitioner.replicated, None if policy_params is None
-                                              else shardings.policy.params),
-                          out_shardings=shardings)(jax.random.PRNGKey(seed), policy_params)
-  return state, shardings, abstract
 
 
 # D_MULTI: COLLECT, SAVE, LOAD
@@ -313,7 +282,8 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, env_name: st
   # MODELS, STATE, RESUME
   policy, value = T5(policy_config), T5Value(policy_config)
   (tx_p, _), (tx_v, _), (tx_q, _) = policy_optimizer, value_optimizer, q_optimizer
-  state, shardings, abstract = _init_states(policy, value, init_params, tx_p, tx_v, seed, input_length, partitioner)
+  state, shardings, abstract = rl_trainer.init_actor_critic_state(policy, value, init_params, tx_p, tx_v, seed,
+                                                                  input_length, partitioner)
   qf = QFunction(value, tx_q, partitioner, q_length, q_batch_size, q_loss, seed)
   fingerprint = {"env_name": env_name, "input_length": input_length, "max_turn_tokens": max_turn_tokens,
                  "conversations_per_iteration": conversations_per_iteration, "max_agent_turns": max_agent_turns,

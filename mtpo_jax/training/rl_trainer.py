@@ -106,23 +106,33 @@ def win_rate(judge: Judge, a: Sequence[Conversation], b: Sequence[Conversation])
   return float(p.mean()), float(1.96 * p.std(ddof=1) / np.sqrt(len(p))) if len(p) > 1 else float("nan")
 
 
-def _init_states(policy: T5, value: T5Value, policy_params, tx_p, tx_v, seed: int, input_length: int,
-                 partitioner: partitioning.Partitioner):
+def init_actor_critic_state(policy: T5, value: T5Value, policy_params: Any, tx_p, tx_v, seed: int,
+                            input_length: int, partitioner: partitioning.Partitioner):
+  """(ActorCriticState, its shardings, its abstract shape), initialised sharded: the policy from `policy_params`
+  (host arrays, placed shard by shard; random if None), the value network from the policy backbone."""
   x = jnp.ones((1, input_length), jnp.int32)
   p_specs = partitioning.logical_param_specs(jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"])
   v_specs = partitioning.logical_param_specs(jax.eval_shape(value.init, jax.random.PRNGKey(0), x)["params"])
 
-  def init(rng):
+  def init(rng, pp):
     r_p, r_v, r_s = jax.random.split(rng, 3)
-    pp = policy_params if policy_params is not None else nn.unbox(policy.init(r_p, x, x)["params"])
+    pp = nn.unbox(policy.init(r_p, x, x)["params"]) if pp is None else pp
     vp = value_params_from_policy(nn.unbox(value.init(r_v, x)["params"]), pp)
     return ac.ActorCriticState(TrainState.create(pp, tx_p, r_s), TrainState.create(vp, tx_v, r_s))
 
   with partitioner.context():
-    abstract = jax.eval_shape(init, jax.random.PRNGKey(seed))
+    abstract = jax.eval_shape(init, jax.random.PRNGKey(seed), policy_params)
     shardings = ac.ActorCriticState(partitioner.state_shardings(abstract.policy, p_specs),
                                     partitioner.state_shardings(abstract.value, v_specs))
-    state = jax.jit(init, out_shardings=shardings)(jax.random.PRNGKey(seed))
+  if policy_params is not None:
+    want = jax.tree.map(lambda a: a.shape, abstract.policy.params)
+    if jax.tree.map(np.shape, policy_params) != want:
+      raise ValueError("init_checkpoint's parameters do not match policy_config (different shapes or layers)")
+    policy_params = jax.tree.map(lambda a, s: jax.make_array_from_callback(a.shape, s, lambda i, a=a: a[i]),
+                                 policy_params, shardings.policy.params)
+  state = partitioner.jit(init, in_shardings=(partitioner.replicated, None if policy_params is None
+                                              else shardings.policy.params),
+                          out_shardings=shardings)(jax.random.PRNGKey(seed), policy_params)
   return state, shardings, abstract
 
 
@@ -210,7 +220,8 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   policy, value = T5(policy_config), T5Value(policy_config)
   tx_p, tx_v = policy_optimizer[0], value_optimizer[0]
   init_params = load_params(init_checkpoint) if init_checkpoint else None
-  state, shardings, abstract = _init_states(policy, value, init_params, tx_p, tx_v, seed, input_length, partitioner)
+  state, shardings, abstract = init_actor_critic_state(policy, value, init_params, tx_p, tx_v, seed, input_length,
+                                                       partitioner)
   frozen = {"reference": jax.tree.map(jnp.copy, state.policy.params)}  # mu = the starting (SFT) policy
   fingerprint = {"algorithm": algorithm, "env_name": env_name, "tau": tau, "input_length": input_length,
                  "contexts_per_batch": contexts_per_batch, "seed": seed}
