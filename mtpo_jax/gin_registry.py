@@ -34,6 +34,9 @@ def register() -> None:
   from mtpo_jax.data import education_examples
   from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH
   gin.external_configurable(education_examples.teacher_sft_split, "education_teacher_sft_split")
+  gin.external_configurable(education_examples.student_sft_split, "education_student_sft_split")
+  from mtpo_jax.data import negotiation_examples
+  gin.external_configurable(negotiation_examples.seller_sft_split, "negotiation_seller_sft_split")
   gin.constant("DEFAULT_SPM_PATH", DEFAULT_SPM_PATH)
   from mtpo_jax.oracles import learned
   from mtpo_jax.training import pair_sources, scorer_trainer
@@ -45,6 +48,8 @@ def register() -> None:
   from mtpo_jax.rl.ppo import PPOHParams
   from mtpo_jax.training import iterative_ppo
   gin.external_configurable(iterative_ppo.train_iterative_ppo, "train_iterative_ppo")
+  from mtpo_jax.pipeline import run as pipeline_run
+  gin.external_configurable(pipeline_run.run_pipeline, "run_pipeline")
   gin.external_configurable(PPOHParams, "PPOHParams")
   gin.constant("bfloat16", jnp.bfloat16)
   gin.constant("float32", jnp.float32)

@@ -14,6 +14,8 @@ from typing import Iterator
 
 from mtpo_jax.data import dialogue_format as fmt
 from mtpo_jax.data.education_examples import flat_map
+from mtpo_jax.data.negotiation_examples import header as _header
+from mtpo_jax.data.negotiation_examples import turn_examples as _turn_examples
 
 NUM = {"train": 4000, "validation": 400}
 SEED = {"train": 0, "validation": 1}
@@ -30,23 +32,6 @@ def _records(split: str, strategies: tuple[str, ...] | None = None) -> tuple:
   from mtpo_jax.envs.negotiation import generator
   kwargs = {"strategies": strategies} if strategies else {}
   return tuple(generator.generate_dataset(NUM[split], SEED[split], **kwargs))
-
-
-def _header(record: dict, hidden: bool) -> str:
-  car = record["background_info"]["car"]
-  header = "car: " + ", ".join(f"{k} {v}" for k, v in sorted(car.items()))
-  if hidden:
-    bg = record["background_info"]
-    header += (f" | budget: {bg['buyer_budget']} | wants: {', '.join(bg['buyer_wanted_features']) or 'nothing'}"
-               f" | personality: {bg['buyer_personality']}")
-  return header
-
-
-def _turn_examples(record: dict, role: str, hidden: bool, max_input_tokens, count_tokens) -> Iterator[dict]:
-  turns = [(t["role"], t["text"]) for t in record["conversation"]]
-  for index, (history, target) in enumerate(fmt.agent_turn_examples(turns, role)):
-    inputs, truncated = fmt.fit_history(_header(record, hidden), history, f"{role}:", max_input_tokens, count_tokens)
-    yield {"inputs": inputs, "targets": target, "id": f"{record['id']}:{index}", "truncated": truncated}
 
 
 def examples(kind: str, split: str, max_input_tokens: int | None = 511, count_tokens=fmt._words) -> Iterator[dict]:

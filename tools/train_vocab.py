@@ -13,23 +13,14 @@ import argparse
 import os
 import time
 
-from mtpo_jax.data import education_examples as ex
 from mtpo_jax.data.vocabulary import Vocabulary, train_sentencepiece
+from mtpo_jax.pipeline.data_stages import corpus_texts
 
 
 def corpus(num_education: int, num_negotiation: int, seed: int) -> list[str]:
   from mtpo_jax.envs.education import generator as edu
   from mtpo_jax.envs.negotiation import generator as neg
-  texts: list[str] = []
-  for record in edu.generate(num_education, seed, "train"):
-    for e in ex.teacher_sft_examples(record):
-      texts += [e["inputs"], e["targets"]]
-    bg = record["background_info"]
-    texts.append(f"topic: {bg['topic']} | learns best: {bg['student_prefrences']} | reacts: {bg['student_reactions']}")
-  for record in neg.generate_dataset(num_negotiation, seed):
-    texts += [f"{t['role']}: {t['text']}" for t in record["conversation"]]
-    texts.append(" ".join(f"{k} {v}" for k, v in sorted(record["background_info"]["car"].items())))
-  return texts
+  return corpus_texts(edu.generate(num_education, seed, "train"), neg.generate_dataset(num_negotiation, seed))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ Pure Python: usable from SeqIO tasks, numpy batches and the rollout loop alike.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 TRUNCATION_MARKER = "[earlier turns omitted]"
 TokenCounter = Callable[[str], int]
@@ -65,19 +65,29 @@ def student_input(topic: str, preference: str, reaction: str, turns: Sequence[Ro
   return fit_history(header, turns, f"{student_role}:", max_tokens, count_tokens)
 
 
-def conversation_input(topic: str, turns: Sequence[RoleText], max_tokens: int | None = None,
+def context_header(visible: Mapping[str, Any]) -> str:
+  """The first line of every model input, from a context's visible fields: "topic: <topic>" (Education
+  Dialogue) or "car: <key value, ...>" (negotiation; the buyer's budget is hidden, so never shown)."""
+  if "topic" in visible:
+    return f"topic: {visible['topic']}"
+  if "car" in visible:
+    return "car: " + ", ".join(f"{k} {v}" for k, v in sorted(visible["car"].items()))
+  raise ValueError(f"no input header for visible fields {sorted(visible)} (expected 'topic' or 'car')")
+
+
+def conversation_input(header: str, turns: Sequence[RoleText], max_tokens: int | None = None,
                        count_tokens: TokenCounter = _words) -> tuple[str, bool]:
-  """A whole conversation for a reward model."""
-  return fit_history(f"topic: {topic}", turns, "", max_tokens, count_tokens)
+  """A whole conversation for a reward model, under its context header (e.g. "topic: Photosynthesis")."""
+  return fit_history(header, turns, "", max_tokens, count_tokens)
 
 
-def pair_input(topic: str, turns_a: Sequence[RoleText], turns_b: Sequence[RoleText], max_tokens: int | None = None,
+def pair_input(header: str, turns_a: Sequence[RoleText], turns_b: Sequence[RoleText], max_tokens: int | None = None,
                count_tokens: TokenCounter = _words) -> tuple[str, bool]:
-  """Two conversations on one topic for a preference model; each gets half the budget."""
-  half = None if max_tokens is None else max(1, (max_tokens - count_tokens(f"topic: {topic}")) // 2)
+  """Two conversations on one context for a preference model; each gets half the budget."""
+  half = None if max_tokens is None else max(1, (max_tokens - count_tokens(header)) // 2)
   a, ta = fit_history("A:", turns_a, "", half, count_tokens)
   b, tb = fit_history("B:", turns_b, "", half, count_tokens)
-  return f"topic: {topic}\n{a}\n{b}", ta or tb
+  return f"{header}\n{a}\n{b}", ta or tb
 
 
 def agent_turn_examples(turns: Sequence[RoleText], agent_role: str) -> list[tuple[list[RoleText], str]]:

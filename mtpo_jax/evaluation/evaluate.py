@@ -3,7 +3,8 @@
     python -m mtpo_jax.evaluation.evaluate --run sft=runs/sft_edu --run mtpo=runs/mtpo_oracle \\
         --out runs/eval_edu --num_contexts 256 --env education --seed 0
 
-Each --run NAME=DIR is an SFT, RL or Iterative PPO run directory (its newest checkpoint; its config.gin gives the
+Each --run NAME=DIR[,DIR...] is an SFT, RL or Iterative PPO run directory (several: the seeds of one method,
+averaged over every seed pair as in the paper's 3 x 3 seed matrices) (its newest checkpoint; its config.gin gives the
 T5Config, or pass --gin_file/--gin for every run). Every method plays the same held-out contexts with the same
 sampling keys; the ground-truth judge (the rubric for education, the sale price for negotiation) compares every
 pair in both orders. Conversation settings (max_agent_turns, input_length, max_turn_tokens, temperature) default
@@ -25,7 +26,7 @@ from typing import Any, Sequence
 
 from mtpo_jax.evaluation import policies as pol
 from mtpo_jax.evaluation import report
-from mtpo_jax.evaluation.win_matrix import WinMatrix, win_matrix
+from mtpo_jax.evaluation.win_matrix import WinMatrix, grouped_win_matrix
 from mtpo_jax.training import environments
 
 # train_rl's defaults, used when neither the command line nor any run's config.gin sets them.
@@ -35,7 +36,8 @@ DEFAULT_SETTINGS = {"max_agent_turns": 10, "input_length": 512, "max_turn_tokens
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog="python -m mtpo_jax.evaluation.evaluate", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--run", action="append", default=[], metavar="NAME=DIR", help="a method (repeat, >= 2)")
+  parser.add_argument("--run", action="append", default=[], metavar="NAME=DIR[,DIR...]",
+                      help="a method and its seeds' run directories (repeat, >= 2 methods)")
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--num_contexts", type=int, default=256)
   parser.add_argument("--env", default="education", choices=environments.ENVIRONMENTS)
@@ -47,18 +49,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
   parser.add_argument("--num_samples", type=int, default=3, help="contexts shown in samples.md")
   parser.add_argument("--chunk", type=int, default=64, help="contexts per sampler batch")
+  parser.add_argument("--vocab", default=None, help="SentencePiece model (default: the committed vocabulary)")
   parser.add_argument("--gin_file", action="append", default=[], help="model Gin file for every run (repeatable)")
   parser.add_argument("--gin", action="append", default=[], help="Gin binding for every run, e.g. "
                       "T5Config.vocab_size=3072 (repeatable)")
   args = parser.parse_args(argv)
-  runs: dict[str, str] = {}
+  runs: dict[str, list[str]] = {}
   for spec in args.run:
-    name, sep, directory = spec.partition("=")
-    if not sep or not name or not directory:
-      parser.error(f"--run takes NAME=DIR, got {spec!r}")
+    name, sep, directories = spec.partition("=")
+    dirs = [d for d in directories.split(",") if d]
+    if not sep or not name or not dirs:
+      parser.error(f"--run takes NAME=DIR[,DIR...], got {spec!r}")
     if name in runs:
       parser.error(f"method name {name!r} given twice")
-    runs[name] = directory
+    runs[name] = dirs
   if len(runs) < 2:
     parser.error("need at least two --run NAME=DIR to compare")
   if args.num_contexts < 1 or args.resamples < 1 or args.chunk < 1:
@@ -70,7 +74,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
   """Conversation settings: the command line, else the first run's config.gin that binds them, else defaults."""
   from_runs: dict[str, Any] = {}
-  for directory in args.runs.values():
+  for directory in [d for dirs in args.runs.values() for d in dirs]:
     for k, v in pol.run_settings(directory, list(DEFAULT_SETTINGS)).items():
       from_runs.setdefault(k, v)
   return {k: getattr(args, k) if getattr(args, k) is not None else from_runs.get(k, d)
@@ -85,13 +89,14 @@ def ground_truth_judge(env_name: str) -> Any:
   return environments.sale_reward_judge()
 
 
-def write_outputs(out: str, result: WinMatrix, conversations, judge, runs: dict[str, str],
+def write_outputs(out: str, result: WinMatrix, conversations, judge, runs: dict[str, list[str]],
                   info: dict[str, Any], num_samples: int) -> str:
   """Writes every output file under `out`; returns the Markdown report."""
   os.makedirs(out, exist_ok=True)
   table = report.markdown_table(result)
   settings = ", ".join(f"{k}={v}" for k, v in info["settings"].items())
-  sources = [f"- {n}: `{s['checkpoint_dir']}` step {s['step']} ({s['layout']})" for n, s in info["runs"].items()]
+  sources = [f"- {n}: " + "; ".join(f"`{s['checkpoint_dir']}` step {s['step']} ({s['layout']})" for s in runs_)
+             for n, runs_ in info["runs"].items()]
   text = (f"# Win-rate matrix ({info['env']}, {info['split']} contexts, seed {info['seed']})\n\n{table}\n"
           f"Settings: {settings}.\n\nPolicies:\n" + "\n".join(sources) + "\n")
   with open(os.path.join(out, "win_matrix.md"), "w") as f:
@@ -99,10 +104,15 @@ def write_outputs(out: str, result: WinMatrix, conversations, judge, runs: dict[
   with open(os.path.join(out, "win_matrix.json"), "w") as f:
     json.dump({**result.to_json(), **info}, f, indent=1)
   report.plot_heatmap(result, os.path.join(out, "win_matrix.png"))
-  report.plot_learning_curves(runs, os.path.join(out, "curves.png"))
-  with open(os.path.join(out, "samples.md"), "w") as f:
-    f.write(report.samples_markdown(conversations, judge, num_samples))
+  report.plot_learning_curves(seed_runs(runs), os.path.join(out, "curves.png"))
+  with open(os.path.join(out, "samples.md"), "w") as f:  # each method's first seed
+    f.write(report.samples_markdown({n: c[0] for n, c in conversations.items()}, judge, num_samples))
   return text
+
+
+def seed_runs(runs: dict[str, list[str]]) -> dict[str, str]:
+  """One entry per run directory: "NAME" for a single seed, "NAME/k" for the k-th of several."""
+  return {(n if len(dirs) == 1 else f"{n}/{k}"): d for n, dirs in runs.items() for k, d in enumerate(dirs)}
 
 
 def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
@@ -110,21 +120,29 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
   args = parse_args(sys.argv[1:] if argv is None else argv)
   settings = resolve_settings(args)
   loaded = {}
-  for name, directory in args.runs.items():
+  for key, directory in seed_runs(args.runs).items():
     config = pol.model_config(directory, args.gin_file, args.gin)
-    loaded[name] = pol.load_policy(directory, config)
+    loaded[key] = pol.load_policy(directory, config)
   contexts = environments.contexts(args.env, args.num_contexts, args.seed, args.split)
-  # PLAY: same contexts, same sampling keys, for every method
+  # PLAY: same contexts, same sampling keys, for every method and seed
   t0 = time.time()
-  conversations = pol.play(loaded, args.env, contexts, seed=args.seed, chunk=args.chunk, **settings)
+  played = pol.play(loaded, args.env, contexts, seed=args.seed, chunk=args.chunk, vocab_path=args.vocab, **settings)
+  keys = list(seed_runs(args.runs))
+  conversations, start = {}, 0
+  for name, dirs in args.runs.items():
+    conversations[name] = [played[k] for k in keys[start:start + len(dirs)]]
+    start += len(dirs)
   t1 = time.time()
-  # JUDGE: both orders of every pair, bootstrap over contexts
+  # JUDGE: both orders of every pair of runs, bootstrap over contexts
   judge = ground_truth_judge(args.env)
-  result = win_matrix(conversations, judge, resamples=args.resamples, seed=args.seed)
+  result = grouped_win_matrix(conversations, judge, resamples=args.resamples, seed=args.seed)
   info = {"env": args.env, "split": args.split, "seed": args.seed, "settings": settings,
           "play_s": t1 - t0, "judge_s": time.time() - t1,
-          "runs": {n: {"run_dir": args.runs[n], "checkpoint_dir": p.checkpoint_dir, "step": p.step,
-                       "layout": p.layout, "meta": p.meta} for n, p in loaded.items()}}
+          "vocab": args.vocab, "runs": {}}
+  for name, dirs in args.runs.items():
+    info["runs"][name] = [{"run_dir": d, "checkpoint_dir": loaded[k].checkpoint_dir, "step": loaded[k].step,
+                           "layout": loaded[k].layout, "meta": loaded[k].meta}
+                          for k, d in seed_runs({name: dirs}).items()]
   text = write_outputs(args.out, result, conversations, judge, args.runs, info, args.num_samples)
   print(text)
   return result

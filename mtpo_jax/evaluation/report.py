@@ -34,15 +34,21 @@ def markdown_table(result: WinMatrix) -> str:
   """The [M, M] matrix as a Markdown table, header "row \\ col", entries like `.909 [.88, .93]`, diagonal "-";
   followed by a caption and, when the judge scores conversations, a table of mean scores."""
   names = result.names
+  seeded = result.seed_counts is not None and max(result.seed_counts) > 1
+  sd = lambda i, j: f" ({_short(result.seed_std[i, j], 3)})" if seeded else ""
   lines = ["| row \\ col | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
   for i, row in enumerate(names):
-    cells = ["-" if i == j else f"{_short(result.matrix[i, j], 3)} [{_short(result.low[i, j], 2)}, "
+    cells = ["-" if i == j else f"{_short(result.matrix[i, j], 3)}{sd(i, j)} [{_short(result.low[i, j], 2)}, "
              f"{_short(result.high[i, j], 2)}]" for j in range(len(names))]
     lines.append(f"| {row} | " + " | ".join(cells) + " |")
   pct = round(100 * result.confidence)
   lines += ["", f"P(row preferred to col) under {result.judge}, both orders judged and symmetrised, over "
             f"{result.n_contexts} held-out contexts; [{pct}% percentile bootstrap over contexts, "
             f"{result.resamples} resamples]."]
+  if seeded:
+    lines[-1] += (f" Each entry averages every pair of seeds (runs per method: "
+                  f"{', '.join(f'{n} {c}' for n, c in zip(names, result.seed_counts))}); (sd) is the standard "
+                  "deviation of the seed-pair means, as in the paper's tables.")
   if result.scores is not None:
     lines += ["", f"| method | mean score [{pct}% CI] |", "|---|---|"]
     lines += [f"| {n} | {s:.3f} [{lo:.3f}, {hi:.3f}] |"

@@ -47,11 +47,11 @@ def conversation_turns(conversation: Conversation) -> list[fmt.RoleText]:
   return [(names.get(t.role, t.role).capitalize(), t.text) for t in conversation.turns]
 
 
-def _topic(conversation: Conversation) -> str:
+def _header(conversation: Conversation) -> str:
   try:
-    return conversation.context.visible["topic"]
-  except KeyError:
-    raise ValueError(f"context {conversation.context.context_id!r} has no visible topic") from None
+    return fmt.context_header(conversation.context.visible)
+  except ValueError as e:
+    raise ValueError(f"context {conversation.context.context_id!r}: {e}") from None
 
 
 def token_counter(vocab: Vocabulary) -> fmt.TokenCounter:
@@ -59,17 +59,18 @@ def token_counter(vocab: Vocabulary) -> fmt.TokenCounter:
 
 
 def reward_model_inputs(conversations: Sequence[Conversation], vocab: Vocabulary, input_length: int) -> list[str]:
-  """"topic: ...\\n<turns>" per conversation, oldest turns dropped to fit `input_length` tokens."""
+  """"<header>\\n<turns>" per conversation (header "topic: ..." or "car: ..."), oldest turns dropped to fit
+  `input_length` tokens."""
   count = token_counter(vocab)
-  return [fmt.conversation_input(_topic(c), conversation_turns(c), input_length - EOS_RESERVE, count)[0]
+  return [fmt.conversation_input(_header(c), conversation_turns(c), input_length - EOS_RESERVE, count)[0]
           for c in conversations]
 
 
 def preference_model_inputs(a: Sequence[Conversation], b: Sequence[Conversation], vocab: Vocabulary,
                             input_length: int) -> list[str]:
-  """"topic: ...\\nA:\\n<a>\\nB:\\n<b>" per pair (dialogue_format.pair_input), each side half the budget."""
+  """"<header>\\nA:\\n<a>\\nB:\\n<b>" per pair (dialogue_format.pair_input), each side half the budget."""
   count = token_counter(vocab)
-  return [fmt.pair_input(_topic(x), conversation_turns(x), conversation_turns(y), input_length - EOS_RESERVE,
+  return [fmt.pair_input(_header(x), conversation_turns(x), conversation_turns(y), input_length - EOS_RESERVE,
                          count)[0] for x, y in zip(a, b)]
 
 

@@ -58,7 +58,7 @@ from mtpo_jax.types import Context, Conversation, Turn
 Pair = tuple[Conversation, Conversation, float]  # (conversation a, conversation b, judge's P(a > b))
 PAIR_SOURCES = ("generated", "policy", "single_turn_reward", "single_turn_value")
 SAMPLED = PAIR_SOURCES[1:]  # the sources that need a policy checkpoint (and are cached)
-ENV_NAME = "education"  # the learned judges render the topic header (oracles/learned.py)
+SINGLE_TURN_ENV = "education"  # the paper builds single-turn data for Education Dialogue only (digest A8)
 
 
 class PairCacheError(ValueError):
@@ -67,8 +67,10 @@ class PairCacheError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class PairSampling:
-  """How the sampled sources play the policy. policy_config None: the scorer's own T5Config."""
+  """How the sampled sources play the policy. policy_config None: the scorer's own T5Config. env_name: the
+  environment the "policy" source plays ("education" or "negotiation"; single-turn sources: education)."""
   policy_config: T5Config | None = None
+  env_name: str = "education"
   input_length: int = 512
   max_turn_tokens: int = 64
   max_agent_turns: int = 10
@@ -122,10 +124,10 @@ def load_policy(policy_checkpoint: str, policy_config: T5Config, vocab: Vocabula
 
 
 def sample_policy_pairs(policy: ro.TurnPolicy, num_pairs: int, seed: int, split: str, judge: Judge,
-                        max_agent_turns: int) -> list[Pair]:
-  """Two conversations per context of `split` from `policy`, labelled P(first better) by `judge`."""
-  env = environments.make_environment(ENV_NAME, max_agent_turns, seed)
-  played = ro.collect_conversations(env, policy, environments.contexts(ENV_NAME, num_pairs, seed, split), copies=2,
+                        max_agent_turns: int, env_name: str = "education") -> list[Pair]:
+  """Two conversations per context of `split` of `env_name` from `policy`, labelled P(first better) by `judge`."""
+  env = environments.make_environment(env_name, max_agent_turns, seed)
+  played = ro.collect_conversations(env, policy, environments.contexts(env_name, num_pairs, seed, split), copies=2,
                                     seed=seed)
   a, b = played[0::2], played[1::2]
   return list(zip(a, b, (float(p) for p in judge.preference(a, b))))
@@ -157,9 +159,10 @@ def sample_single_turn(policy: ro.TurnPolicy, num_pairs: int, seed: int, split: 
   """Single-turn pairs (module docstring): two alternative agent turns at a logged state of each conversation."""
   if kind not in ("reward", "value"):
     raise ValueError(f"unknown single-turn kind {kind!r}; expected 'reward' or 'value'")
-  env = environments.make_environment(ENV_NAME, max_agent_turns, seed)
+  env = environments.make_environment(SINGLE_TURN_ENV, max_agent_turns, seed)
   # PLAY, THEN LOG ONE STATE PER CONVERSATION
-  played = ro.collect_conversations(env, policy, environments.contexts(ENV_NAME, num_pairs, seed, split), seed=seed)
+  played = ro.collect_conversations(env, policy, environments.contexts(SINGLE_TURN_ENV, num_pairs, seed, split),
+                                    seed=seed)
   states = ro.logged_states(played, np.random.default_rng([seed, zlib.crc32(split.encode())]))
   # TWO ALTERNATIVE AGENT TURNS PER STATE
   alts = ro.collect_conversations(env, policy, starts=states, copies=2, seed=seed, iteration=1,
@@ -283,6 +286,10 @@ def source_pairs(pair_source: str, split: str, num_pairs: int, seed: int, judge:
   `cache_dir`/pairs_{split}.jsonl (when given) and call `policy()` (default: `lazy_policy` of the checkpoint with
   `sampling.policy_config`) only when they must sample."""
   check_source(pair_source, policy_checkpoint)
+  environments.check_env_name(sampling.env_name)
+  if sampling.env_name != SINGLE_TURN_ENV and pair_source != "policy":
+    raise ValueError(f"pair_source {pair_source!r} exists for {SINGLE_TURN_ENV!r} only; {sampling.env_name!r} "
+                     "pairs come from pair_source 'policy'")
   if pair_source == "generated":
     return judged_pairs(num_pairs, seed, split, judge)
   policy = policy or lazy_policy(policy_checkpoint, sampling, sampling.policy_config)
@@ -292,7 +299,8 @@ def source_pairs(pair_source: str, split: str, num_pairs: int, seed: int, judge:
 
   def sample() -> list[Pair]:
     if pair_source == "policy":
-      return sample_policy_pairs(policy(), num_pairs, seed, split, judge, sampling.max_agent_turns)
+      return sample_policy_pairs(policy(), num_pairs, seed, split, judge, sampling.max_agent_turns,
+                                 sampling.env_name)
     s = sample_single_turn(policy(), num_pairs, seed, split, judge, pair_source.rsplit("_", 1)[1],
                            sampling.max_agent_turns)
     return list(zip(s.a, s.b, (float(p) for p in s.p)))

@@ -47,18 +47,13 @@ HeaderFn = Callable[[Context], str]
 
 
 def context_header(context: Context) -> str:
-  """The first line of the agent's input, from the context's visible fields only.
-
-  Education Dialogue: "topic: <topic>" (so the input is exactly `dialogue_format.teacher_input`);
-  negotiation: "car: <key value, ...>" (the seller SFT input of tasks/negotiation.py).
-  """
-  visible = context.visible
-  if "topic" in visible:
-    return f"topic: {visible['topic']}"
-  if "car" in visible:
-    return "car: " + ", ".join(f"{k} {v}" for k, v in sorted(visible["car"].items()))
-  raise ValueError(f"context {context.context_id!r}: no header for visible fields {sorted(visible)}; "
-                   "pass header_fn to TurnPolicy")
+  """The first line of the agent's input (`dialogue_format.context_header` of the visible fields): the
+  Education Dialogue input is then exactly `dialogue_format.teacher_input`, the negotiation one the seller SFT
+  input of tasks/negotiation.py."""
+  try:
+    return fmt.context_header(context.visible)
+  except ValueError as e:
+    raise ValueError(f"context {context.context_id!r}: {e}; pass header_fn to TurnPolicy") from None
 
 
 def render_input(conversation: Conversation, agent_role: str, max_tokens: int | None,

@@ -16,7 +16,7 @@ import pytest
 from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.evaluation import evaluate, report
 from mtpo_jax.evaluation import policies as pol
-from mtpo_jax.evaluation.win_matrix import win_matrix
+from mtpo_jax.evaluation.win_matrix import grouped_win_matrix, win_matrix
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.rl.actor_critic import ActorCriticState
@@ -64,6 +64,26 @@ def test_matrix_matches_bradley_terry_by_hand():
       expected = 0.5 if i == j else sum(_sigmoid(scores[x][k] - scores[y][k]) for k in range(20)) / 20
       assert result.matrix[i, j] == pytest.approx(expected, abs=1e-12)
     assert result.scores[i] == pytest.approx(sum(scores[x]) / 20, abs=1e-12)
+
+
+def test_seed_groups_average_every_seed_pair_by_hand():
+  """Method x has seeds x0, x1 and y has y0, y1, y2: the entry is the mean over the 6 seed pairs and contexts,
+  the seed std is the std of the 6 seed-pair means, the score the mean over seeds and contexts."""
+  rng = np.random.default_rng(3)
+  runs = {f"{m}{s}": rng.normal(0.3 * s, 1, 12) for m, n in (("x", 2), ("y", 3)) for s in range(n)}
+  conv = _conversations(runs)
+  result = grouped_win_matrix({"x": [conv["x0"], conv["x1"]], "y": [conv["y0"], conv["y1"], conv["y2"]]},
+                              NumberJudge(bias=0.7), resamples=100, seed=0)
+  sym = lambda d: (_sigmoid(d + 0.7) + 1.0 - _sigmoid(-d + 0.7)) / 2  # both orders, symmetrised
+  pair_means = [np.mean([sym(runs[f"x{a}"][k] - runs[f"y{b}"][k]) for k in range(12)])
+                for a in range(2) for b in range(3)]
+  assert result.matrix[0, 1] == pytest.approx(np.mean(pair_means), abs=1e-12)
+  assert result.matrix[0, 1] + result.matrix[1, 0] == 1.0
+  assert result.seed_std[0, 1] == pytest.approx(np.std(pair_means), abs=1e-12) == result.seed_std[1, 0]
+  assert result.scores[1] == pytest.approx(np.mean([runs[f"y{b}"] for b in range(3)]), abs=1e-12)
+  assert result.seed_counts == (2, 3) and result.low[0, 1] <= result.matrix[0, 1] <= result.high[0, 1]
+  table = report.markdown_table(result)
+  assert f"({report._short(np.std(pair_means), 3)})" in table and "x 2, y 3" in table
 
 
 def test_complementary_exactly_with_a_position_biased_judge():
@@ -199,10 +219,18 @@ def test_cli_end_to_end_on_two_tiny_policies(tmp_path, capsys):
     assert (out / name).stat().st_size > 0, name
   data = json.loads((out / "win_matrix.json").read_text())
   assert data["settings"] == {"max_agent_turns": 2, "input_length": 64, "max_turn_tokens": 8, "temperature": 1.0}
-  assert data["n_contexts"] == 4 and data["runs"]["mtpo"]["layout"] == "rl" and data["runs"]["sft"]["step"] == 5
+  assert data["n_contexts"] == 4 and data["runs"]["mtpo"][0]["layout"] == "rl" and data["runs"]["sft"][0]["step"] == 5
   m = np.array(data["matrix"])
   assert np.array_equal(m + m.T, np.ones((3, 3)))
   # The same policy under two names plays identical conversations (shared sampling keys): a tie, exactly.
   assert result.matrix[0, 1] == 0.5 and result.low[0, 1] == 0.5 and result.high[0, 1] == 0.5
   samples = (out / "samples.md").read_text()
   assert samples.count("## Context") == 2 and samples.count("### mtpo") == 2 and "score" in samples
+  # Two "seeds" of one method (the SFT and the RL policy): every entry averages the seed pairs, so against
+  # SFT it is (1/2 + P(mtpo > sft)) / 2 from the single-seed matrix above.
+  grouped = evaluate.evaluate(["--run", f"sft={sft}", "--run", f"mixed={sft},{rl}", "--out", str(tmp_path / "e2"),
+                               "--num_contexts", "4", "--resamples", "50"])
+  assert grouped.seed_counts == (1, 2)
+  assert grouped.matrix[1, 0] == pytest.approx((0.5 + result.matrix[2, 0]) / 2, abs=1e-12)
+  assert grouped.seed_std[1, 0] == pytest.approx(abs(result.matrix[2, 0] - 0.5) / 2, abs=1e-12)
+  assert "(sd)" in (tmp_path / "e2" / "win_matrix.md").read_text()

@@ -203,7 +203,7 @@ def test_rendering_is_the_training_data_format(education):
     assert text == ex.conversation_pair_example(records[0], alts[0], 0.5, length - learned.EOS_RESERVE, count)["inputs"]
     assert "\nTeacher: " in text and "\nB:\n" in text
     text = learned.reward_model_inputs(a[:1], vocab, length)[0]
-    fmt_text = fmt.conversation_input(records[0]["background_info"]["topic"], ex.record_turns(records[0]),
+    fmt_text = fmt.conversation_input("topic: " + records[0]["background_info"]["topic"], ex.record_turns(records[0]),
                                       length - learned.EOS_RESERVE, count)[0]
     assert text == fmt_text
   assert "[earlier turns omitted]" in text and len(vocab.encode(text)) <= 384 - learned.EOS_RESERVE

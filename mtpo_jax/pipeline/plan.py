@@ -1,0 +1,265 @@
+"""The paper's experiments as a stage graph (papers/digest.md A9-A13): one home for which run feeds which.
+
+Education Dialogue (Table 1 and Iterative PPO):
+  data -> vocabulary -> education/sft (teacher = mu)
+       -> education/judges/{rm,pm}_{conversation,single_turn_reward,single_turn_value}
+          (pairs sampled from mu and labelled by the ground-truth judge; rm and pm of one source share the pairs)
+       -> education/rl/<method>/seed<k> for every method of Table 1 and Iterative PPO
+       -> education/evaluation (the win-rate matrix on held-out test contexts)
+Negotiation (Table 3):
+  data -> vocabulary -> negotiation/sft (seller = mu) -> negotiation/judges/{rm,pm} (pairs labelled by the
+  Bradley-Terry oracle over the sale price) -> negotiation/rl/<method>/seed<k> -> negotiation/evaluation
+Then `tables` writes results.md beside the paper's numbers.
+
+Every training stage is `python -m mtpo_jax.main` with the run's recipe (gin/runs/), the model files, the mesh
+file and bindings that wire the stages together; `overrides` adds bindings per stage kind (the scale: see
+gin/experiments/pipeline_tiny.gin). Keys: "sft", "scorer", "scorer/<judge>", "rl", "rl/<method>",
+"iterative_ppo", "negotiation_sft", "negotiation_scorer", "negotiation_rl", "negotiation_rl/<method>",
+"evaluate" and "negotiation_evaluate" (extra evaluation CLI arguments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+from typing import Mapping, Sequence
+
+from mtpo_jax.pipeline import data_stages
+from mtpo_jax.pipeline.stages import Stage, main_command
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A trained method: its label in the tables, the recipe (gin/runs/<recipe>.gin; None: Iterative PPO's
+  own), and the learned judge it trains from (a key of JUDGES, or None for an online oracle)."""
+  label: str
+  recipe: str | None
+  judge: str | None
+
+
+# Table 1 (digest A13) in the paper's column order, then Iterative PPO (digest B).
+EDUCATION_METHODS = {
+    "sft": Method("SFT", None, None),
+    "rlhf_reward": Method("RLHF-r", "rlhf_single_reward", "rm_single_turn_reward"),
+    "nash_reward": Method("Nash-r", "nash_single_reward", "pm_single_turn_reward"),
+    "rlhf_value": Method("RLHF-v", "rlhf_single_value", "rm_single_turn_value"),
+    "nash_value": Method("Nash-v", "nash_single_value", "pm_single_turn_value"),
+    "rlhf_multi": Method("RLHF-m", "rlhf_multi", "rm_conversation"),
+    "mtpo": Method("MTPO", "mtpo", "pm_conversation"),
+    "mtpo_tau": Method("MTPO-tau", "mtpo_tau", "pm_conversation"),
+    "iterative_ppo": Method("IterPPO", "iterative_ppo", "rm_conversation"),
+}
+# Table 3 (digest A11): online oracle (reward RL, MTPO) and from preference data (RLHF, MTPO), beside mu.
+NEGOTIATION_METHODS = {
+    "sft": Method("SFT", None, None),
+    "reward_rl": Method("RL (online reward)", "reward_rl", None),
+    "mtpo_online": Method("MTPO (online pref.)", "mtpo", None),
+    "rlhf_learned": Method("RLHF (pref. data)", "rlhf_multi", "rm"),
+    "mtpo_learned": Method("MTPO (pref. data)", "mtpo", "pm"),
+}
+# Learned judges: kind (reward model or preference model) and pair source (training/pair_sources.py).
+JUDGES = {
+    "rm_conversation": ("reward_model", "policy"),
+    "pm_conversation": ("preference_model", "policy"),
+    "rm_single_turn_reward": ("reward_model", "single_turn_reward"),
+    "pm_single_turn_reward": ("preference_model", "single_turn_reward"),
+    "rm_single_turn_value": ("reward_model", "single_turn_value"),
+    "pm_single_turn_value": ("preference_model", "single_turn_value"),
+}
+NEGOTIATION_JUDGES = {"rm": ("reward_model", "policy"), "pm": ("preference_model", "policy")}
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanConfig:
+  """Everything the graph depends on; see gin/experiments/pipeline_tiny.gin for the values of the default."""
+  run_dir: str
+  model_gin_files: tuple[str, ...] = ("models/t5_tiny.gin",)
+  model_bindings: tuple[str, ...] = ("T5Config.vocab_size = 3072",)
+  mesh_gin_file: str = "meshes/cpu.gin"
+  seeds: tuple[int, ...] = (0, 1)
+  education_methods: tuple[str, ...] = tuple(EDUCATION_METHODS)
+  negotiation_methods: tuple[str, ...] = tuple(NEGOTIATION_METHODS)
+  data_seed: int = 0
+  education_train: int = 2000
+  education_eval: int = 100
+  negotiation_train: int = 1000
+  negotiation_eval: int = 100
+  vocab_size: int = 3000
+  overrides: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+  python: str = sys.executable
+
+
+def _check(cfg: PlanConfig) -> None:
+  for name, known in (("education_methods", EDUCATION_METHODS), ("negotiation_methods", NEGOTIATION_METHODS)):
+    unknown = [m for m in getattr(cfg, name) if m not in known]
+    if unknown:
+      raise ValueError(f"unknown {name} {unknown}; expected some of {list(known)}")
+    if "sft" not in getattr(cfg, name):
+      raise ValueError(f"{name} must include 'sft' (the reference every method is compared with)")
+  if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+    raise ValueError(f"seeds must be distinct and non-empty, got {cfg.seeds}")
+  kinds = {"sft", "scorer", "rl", "iterative_ppo", "negotiation_sft", "negotiation_scorer", "negotiation_rl",
+           "evaluate", "negotiation_evaluate"}
+  known_keys = (kinds | {f"scorer/{j}" for j in JUDGES} | {f"rl/{m}" for m in EDUCATION_METHODS}
+                | {f"negotiation_scorer/{j}" for j in NEGOTIATION_JUDGES}
+                | {f"negotiation_rl/{m}" for m in NEGOTIATION_METHODS})
+  bad = sorted(set(cfg.overrides) - known_keys)
+  if bad:
+    raise ValueError(f"unknown override keys {bad}; expected some of {sorted(known_keys)}")
+
+
+class _Builder:
+  def __init__(self, cfg: PlanConfig):
+    self.cfg = cfg
+    self.stages: list[Stage] = []
+
+  def path(self, *parts: str) -> str:
+    return os.path.join(self.cfg.run_dir, *parts)
+
+  def over(self, *keys: str) -> list[str]:
+    return [b for k in keys for b in self.cfg.overrides.get(k, ())]
+
+  def train(self, name: str, recipe_files: Sequence[str], bindings: Sequence[str], deps: Sequence[str]) -> str:
+    cfg = self.cfg
+    files = [*cfg.model_gin_files, *recipe_files, cfg.mesh_gin_file]
+    wiring = [*cfg.model_bindings, f"MODEL_DIR = '{self.path(name)}'"]
+    self.stages.append(Stage(name, tuple(deps), command=main_command(files, [*wiring, *bindings], cfg.python)))
+    return name
+
+  @property
+  def vocab(self) -> str:
+    return self.path("vocabulary", "spm.model")
+
+
+def _q(path: str) -> str:
+  return f"'{path}'"
+
+
+def build(cfg: PlanConfig) -> list[Stage]:
+  """The ordered stage list (dependencies first)."""
+  _check(cfg)
+  b = _Builder(cfg)
+  data_dir = b.path("data")
+  b.stages.append(Stage("data", action=functools.partial(
+      _data_action, seed=cfg.data_seed, education_train=cfg.education_train, education_eval=cfg.education_eval,
+      negotiation_train=cfg.negotiation_train, negotiation_eval=cfg.negotiation_eval),
+      params={"seed": cfg.data_seed, "education": [cfg.education_train, cfg.education_eval],
+              "negotiation": [cfg.negotiation_train, cfg.negotiation_eval]}))
+  b.stages.append(Stage("vocabulary", ("data",), action=functools.partial(
+      _vocabulary_action, data_dir=data_dir, vocab_size=cfg.vocab_size), params={"vocab_size": cfg.vocab_size}))
+  _education(b, data_dir)
+  _negotiation(b, data_dir)
+  return b.stages
+
+
+def _data_action(out_dir: str, **kwargs) -> dict:
+  return data_stages.write_data(out_dir, **kwargs)
+
+
+def _vocabulary_action(out_dir: str, data_dir: str, vocab_size: int) -> dict:
+  return data_stages.train_vocabulary(out_dir, data_dir, vocab_size)
+
+
+def _sft(b: _Builder, name: str, split: str, data_dir: str, override_key: str) -> str:
+  return b.train(name, ["runs/sft.gin"], [
+      f"train_sft.data = @{split}()", f"{split}.data_dir = {_q(data_dir)}", f"{split}.vocab_path = {_q(b.vocab)}",
+      f"train_sft.vocab_path = {_q(b.vocab)}", *b.over(override_key)], ["vocabulary"])
+
+
+def _scorer(b: _Builder, name: str, kind: str, source: str, sft: str, override_keys: Sequence[str],
+            extra: Sequence[str] = (), share_with: str | None = None) -> str:
+  fn = f"train_{kind}"
+  ckpt = _q(b.path(sft, "checkpoints"))
+  deps = [sft] + ([share_with] if share_with else [])
+  copy_in = tuple((b.path(share_with, f"pairs_{s}.jsonl"), b.path(name, f"pairs_{s}.jsonl"))
+                  for s in ("train", "eval")) if share_with else ()
+  b.train(name, [f"runs/{kind}.gin"], [
+      f"{fn}.pair_source = '{source}'", f"{fn}.policy_checkpoint = {ckpt}", f"{fn}.init_checkpoint = {ckpt}",
+      f"{fn}.pair_sampling = @PairSampling()", f"{fn}.vocab_path = {_q(b.vocab)}", *extra,
+      *b.over(*override_keys)], deps)
+  if copy_in:
+    b.stages[-1] = dataclasses.replace(b.stages[-1], copy_in=copy_in)
+  return name
+
+
+def _rl(b: _Builder, name: str, method: Method, seed: int, sft: str, judge_dir: str | None,
+        judge_kind: str | None, override_keys: Sequence[str], extra: Sequence[str] = ()) -> str:
+  files, bindings = [f"runs/{method.recipe}.gin"], [f"SFT_CHECKPOINT = {_q(b.path(sft, 'checkpoints'))}"]
+  deps = [sft]
+  if method.recipe == "iterative_ppo":
+    bindings += [f"train_iterative_ppo.seed = {seed}", f"train_iterative_ppo.vocab_path = {_q(b.vocab)}",
+                 "train_iterative_ppo.reward_fn = @learned_reward_judge()",
+                 f"learned_reward_judge.model_dir = {_q(b.path(judge_dir))}"]
+    deps.append(judge_dir)
+  else:
+    bindings += [f"train_rl.seed = {seed}", f"train_rl.vocab_path = {_q(b.vocab)}"]
+    if judge_dir is not None:
+      files.append(f"judges/learned_{'reward' if judge_kind == 'reward_model' else 'preference'}.gin")
+      bindings.append(f"JUDGE_DIR = {_q(b.path(judge_dir))}")
+      deps.append(judge_dir)
+  return b.train(name, files, [*bindings, *extra, *b.over(*override_keys)], deps)
+
+
+def _evaluate(b: _Builder, name: str, env: str, runs: Mapping[str, Sequence[str]], deps: Sequence[str],
+              override_key: str) -> None:
+  cfg = b.cfg
+  argv = [cfg.python, "-m", "mtpo_jax.evaluation.evaluate", "--env", env, "--out", b.path(name),
+          "--vocab", b.vocab, *[f"--gin={x}" for x in cfg.model_bindings],
+          *[f"--gin_file={f}" for f in cfg.model_gin_files],
+          *[f"--run={label}={','.join(b.path(d) for d in dirs)}" for label, dirs in runs.items()],
+          *b.over(override_key)]
+  b.stages.append(Stage(name, tuple(deps), command=tuple(argv)))
+
+
+def _education(b: _Builder, data_dir: str) -> None:
+  cfg = b.cfg
+  sft = _sft(b, "education/sft", "education_teacher_sft_split", os.path.join(data_dir, "education"), "sft")
+  needed = [j for m in cfg.education_methods if (j := EDUCATION_METHODS[m].judge)]
+  for judge in [j for j in JUDGES if j in needed]:
+    kind, source = JUDGES[judge]
+    partner = "rm" + judge[2:] if judge.startswith("pm") else None  # the pm reuses the rm's sampled pairs
+    share = f"education/judges/{partner}" if partner in needed else None
+    _scorer(b, f"education/judges/{judge}", kind, source, sft, ["scorer", f"scorer/{judge}"],
+            extra=[f"train_{kind}.judge = None"], share_with=share)
+  runs: dict[str, list[str]] = {}
+  for key in cfg.education_methods:
+    m = EDUCATION_METHODS[key]
+    if key == "sft":
+      runs[m.label] = [sft]
+      continue
+    judge_dir = f"education/judges/{m.judge}"
+    runs[m.label] = [
+        _rl(b, f"education/rl/{key}/seed{s}", m, s, sft, judge_dir, JUDGES[m.judge][0],
+            ["iterative_ppo"] if key == "iterative_ppo" else ["rl", f"rl/{key}"]) for s in cfg.seeds]
+  _evaluate(b, "education/evaluation", "education", runs, [d for ds in runs.values() for d in ds], "evaluate")
+
+
+def _negotiation(b: _Builder, data_dir: str) -> None:
+  cfg = b.cfg
+  sft = _sft(b, "negotiation/sft", "negotiation_seller_sft_split", os.path.join(data_dir, "negotiation"),
+             "negotiation_sft")
+  needed = [j for m in cfg.negotiation_methods if (j := NEGOTIATION_METHODS[m].judge)]
+  oracle = ["train_rl.env_name = 'negotiation'", "train_rl.eval_judge = @sale_reward_judge()"]
+  for judge in [j for j in NEGOTIATION_JUDGES if j in needed]:
+    kind, source = NEGOTIATION_JUDGES[judge]
+    share = "negotiation/judges/rm" if judge == "pm" and "rm" in needed else None
+    _scorer(b, f"negotiation/judges/{judge}", kind, source, sft,
+            ["negotiation_scorer", f"negotiation_scorer/{judge}"],
+            extra=[f"train_{kind}.judge = @sale_reward_judge()", "PairSampling.env_name = 'negotiation'"],
+            share_with=share)
+  runs: dict[str, list[str]] = {}
+  for key in cfg.negotiation_methods:
+    m = NEGOTIATION_METHODS[key]
+    if key == "sft":
+      runs[m.label] = [sft]
+      continue
+    judge_dir = f"negotiation/judges/{m.judge}" if m.judge else None
+    extra = oracle + ([] if m.judge else ["train_rl.judge = @sale_reward_judge()"])
+    runs[m.label] = [
+        _rl(b, f"negotiation/rl/{key}/seed{s}", m, s, sft, judge_dir,
+            NEGOTIATION_JUDGES[m.judge][0] if m.judge else None, ["negotiation_rl", f"negotiation_rl/{key}"],
+            extra) for s in cfg.seeds]
+  _evaluate(b, "negotiation/evaluation", "negotiation", runs, [d for ds in runs.values() for d in ds],
+            "negotiation_evaluate")
