@@ -107,6 +107,12 @@ def paper_table1_markdown() -> str:
   return "\n".join(lines)
 
 
+def _matrix_section(path: str) -> str:
+  """The evaluation's win_matrix.md without its title and its list of checkpoint paths."""
+  text = open(path).read().split("\n", 2)[2]
+  return text.split("\nPolicies:")[0].rstrip()
+
+
 def write_results(run_dir: str, wall_seconds: Mapping[str, float], command: str) -> str:
   """Writes run_dir/results.md and results.json from the evaluation outputs; returns the Markdown."""
   edu = _load(os.path.join(run_dir, "education", "evaluation", "win_matrix.json"))
@@ -117,7 +123,7 @@ def write_results(run_dir: str, wall_seconds: Mapping[str, float], command: str)
          "min. Per stage: `STAGE_DONE.json` in each stage directory.", ""]
   if edu is not None:
     out += ["## Education Dialogue: win-rate matrix (Table 1 analogue)", "",
-            open(os.path.join(run_dir, "education", "evaluation", "win_matrix.md")).read().split("\n", 2)[2], "",
+            _matrix_section(os.path.join(run_dir, "education", "evaluation", "win_matrix.md")), "",
             "### Beside the paper", "", versus_sft(edu), "", "The paper's Table 1 (T5, prompted Flan-T5 XL judge, "
             "1,600 conversations per entry, 3 x 3 seeds):", "", paper_table1_markdown(), "",
             "### The paper's orderings, checked on ours", "", "| claim | ours | verdict |", "|---|---|---|"]
@@ -125,6 +131,7 @@ def write_results(run_dir: str, wall_seconds: Mapping[str, float], command: str)
     out.append("")
   if neg is not None:
     out += ["## Negotiation: explicit reward (Table 3 analogue)", "", negotiation_table(neg), "",
+            _matrix_section(os.path.join(run_dir, "negotiation", "evaluation", "win_matrix.md")), "",
             f"Over {neg['n_contexts']} held-out test contexts, every seed of each method; the paper's Car Dealer "
             "reward is LMRL-Gym's sale price (5 seeds), ours the generated catalogue's price in $1,000.", ""]
   text = "\n".join(out)
