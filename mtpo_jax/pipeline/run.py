@@ -52,7 +52,7 @@ def run_pipeline(model_dir: str, *, model_gin_files: Sequence[str] = ("models/t5
     marker = stages.read_marker(runner.out_dir(s)) or {}
     seconds[s.name] = float(marker.get("seconds", 0.0))
   command = "python -m mtpo_jax.main " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-  text = tables.write_results(model_dir, seconds, command)
+  text = tables.write_results(model_dir, seconds, command, run_seconds=time.time() - t0)
   print(f"[pipeline] finished in {(time.time() - t0) / 60:.1f} min this run; results in "
         f"{os.path.join(model_dir, 'results.md')}")
   print(text)

@@ -113,14 +113,17 @@ def _matrix_section(path: str) -> str:
   return text.split("\nPolicies:")[0].rstrip()
 
 
-def write_results(run_dir: str, wall_seconds: Mapping[str, float], command: str) -> str:
-  """Writes run_dir/results.md and results.json from the evaluation outputs; returns the Markdown."""
+def write_results(run_dir: str, wall_seconds: Mapping[str, float], command: str,
+                  run_seconds: float | None = None) -> str:
+  """Writes run_dir/results.md and results.json from the evaluation outputs; returns the Markdown.
+  wall_seconds: stage -> its wall time; run_seconds: this invocation's wall time (None: not shown)."""
   edu = _load(os.path.join(run_dir, "education", "evaluation", "win_matrix.json"))
   neg = _load(os.path.join(run_dir, "negotiation", "evaluation", "win_matrix.json"))
   total = sum(wall_seconds.values())
+  this_run = "" if run_seconds is None else f"This invocation took {run_seconds / 60:.1f} min of wall time. "
   out = [f"# Results of `{command}`", "",
-         f"Stage time (sum of every stage's wall time, counting earlier runs of resumed stages): {total / 60:.1f} "
-         "min. Per stage: `STAGE_DONE.json` in each stage directory.", ""]
+         f"{this_run}Stage time summed over stages (parallel stages both count; resumed stages count their last "
+         f"run): {total / 60:.1f} min. Per stage: `STAGE_DONE.json` in each stage directory.", ""]
   if edu is not None:
     out += ["## Education Dialogue: win-rate matrix (Table 1 analogue)", "",
             _matrix_section(os.path.join(run_dir, "education", "evaluation", "win_matrix.md")), "",

@@ -1,0 +1,76 @@
+"""The whole pipeline through `python -m mtpo_jax.main` on a micro budget (slow: about 5 CPU minutes; run with
+`pytest -m slow tests/pipeline`): every kind of stage runs, results.md and the matrices are written, and a
+second run of the same command skips every stage."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mtpo_jax.pipeline import stages
+
+pytestmark = pytest.mark.slow
+
+MICRO = [
+    "run_pipeline.seeds = [0]", "run_pipeline.education_methods = ['sft', 'rlhf_reward', 'mtpo', 'iterative_ppo']",
+    "run_pipeline.negotiation_methods = ['sft', 'reward_rl', 'mtpo_learned']",
+    "run_pipeline.education_train = 60", "run_pipeline.education_eval = 8", "run_pipeline.negotiation_train = 40",
+    "run_pipeline.negotiation_eval = 8", "run_pipeline.vocab_size = 1500",
+]
+
+
+def micro_overrides() -> str:
+  sft = ["train_sft.num_steps = 4", "train_sft.batch_size = 4", "train_sft.input_length = 64",
+         "train_sft.target_length = 16", "train_sft.eval_every = 4", "train_sft.save_every = 4"]
+  scorer = [f"train_{k}.{a}" for k in ("reward_model", "preference_model")
+            for a in ("num_train_pairs = 8", "num_eval_pairs = 4", "num_steps = 2", "batch_size = 4",
+                      "input_length = 64", "eval_every = 2", "save_every = 2")]
+  scorer += ["PairSampling.max_agent_turns = 2", "PairSampling.input_length = 64", "PairSampling.max_turn_tokens = 8"]
+  rl = ["train_rl.num_iterations = 1", "train_rl.contexts_per_batch = 4", "train_rl.max_agent_turns = 2",
+        "train_rl.input_length = 64", "train_rl.max_turn_tokens = 8", "train_rl.eval_contexts = 4",
+        "train_rl.eval_every = 1", "train_rl.save_every = 1", "ActorCriticHParams.policy_delay = 0"]
+  ippo = ["train_iterative_ppo.num_iterations = 1", "train_iterative_ppo.conversations_per_iteration = 4",
+          "train_iterative_ppo.contexts_per_collect = 4", "train_iterative_ppo.max_agent_turns = 2",
+          "train_iterative_ppo.input_length = 64", "train_iterative_ppo.max_turn_tokens = 8",
+          "train_iterative_ppo.q_steps = 2", "train_iterative_ppo.q_batch_size = 4",
+          "train_iterative_ppo.ppo_steps = 1", "train_iterative_ppo.ppo_batch_size = 4"]
+  ev = ["--num_contexts=4", "--max_agent_turns=2", "--input_length=64", "--max_turn_tokens=8", "--resamples=50"]
+  table = {"sft": sft, "negotiation_sft": sft, "scorer": scorer, "negotiation_scorer": scorer, "rl": rl,
+           "negotiation_rl": rl, "iterative_ppo": ippo, "evaluate": ev, "negotiation_evaluate": ev}
+  return "run_pipeline.overrides = " + json.dumps(table)
+
+
+def run(model_dir: str) -> subprocess.CompletedProcess:
+  argv = [sys.executable, "-m", "mtpo_jax.main", "--gin_file=experiments/pipeline_tiny.gin",
+          f"--gin.MODEL_DIR='{model_dir}'", *[f"--gin_bindings={b}" for b in [*MICRO, micro_overrides()]]]
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # stages use meshes/cpu.gin's one device
+  return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=1800,
+                        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def test_micro_pipeline_runs_every_stage_kind_and_resumes(tmp_path):
+  model_dir = str(tmp_path / "pipe")
+  first = run(model_dir)
+  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+  results = open(os.path.join(model_dir, "results.md")).read()
+  assert "Table 1 analogue" in results and "Table 3 analogue" in results and "| MTPO (pref. data) |" in results
+  edu = json.load(open(os.path.join(model_dir, "education", "evaluation", "win_matrix.json")))
+  assert edu["names"] == ["SFT", "RLHF-r", "MTPO", "IterPPO"]
+  m = np.array(edu["matrix"])
+  assert np.array_equal(m + m.T, np.ones_like(m))
+  for name in ("win_matrix.png", "curves.png", "samples.md"):
+    assert os.path.getsize(os.path.join(model_dir, "education", "evaluation", name)) > 0
+  # the pm reused the rm's sampled pairs: identical caches
+  judges = os.path.join(model_dir, "education", "judges")
+  assert sorted(os.listdir(judges)) == ["pm_conversation", "rm_conversation", "rm_single_turn_reward"]
+  pairs = [open(os.path.join(judges, j, "pairs_train.jsonl")).read() for j in ("rm_conversation", "pm_conversation")]
+  assert pairs[0] == pairs[1] and pairs[0].count("\n") == 9  # header + 8 pairs
+  assert sorted(os.listdir(os.path.join(model_dir, "negotiation", "judges"))) == ["pm"]
+  second = run(model_dir)
+  assert second.returncode == 0, second.stderr[-3000:]
+  done = [d for d, _, files in os.walk(model_dir) if stages.MARKER in files]
+  assert f"{len(done)} of {len(done)} stages already complete" in second.stdout
+  assert "start" not in second.stdout.replace("already complete", "")
