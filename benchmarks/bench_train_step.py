@@ -19,7 +19,6 @@ import time
 
 import gin
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mtpo_jax import main as entry

@@ -50,6 +50,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--num_samples", type=int, default=3, help="contexts shown in samples.md")
   parser.add_argument("--chunk", type=int, default=64, help="contexts per sampler batch")
   parser.add_argument("--vocab", default=None, help="SentencePiece model (default: the committed vocabulary)")
+  parser.add_argument("--student", default=None, help="a learned student's checkpoints directory (education; "
+                      "default: the scripted student)")
   parser.add_argument("--gin_file", action="append", default=[], help="model Gin file for every run (repeatable)")
   parser.add_argument("--gin", action="append", default=[], help="Gin binding for every run, e.g. "
                       "T5Config.vocab_size=3072 (repeatable)")
@@ -126,7 +128,8 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
   contexts = environments.contexts(args.env, args.num_contexts, args.seed, args.split)
   # PLAY: same contexts, same sampling keys, for every method and seed
   t0 = time.time()
-  played = pol.play(loaded, args.env, contexts, seed=args.seed, chunk=args.chunk, vocab_path=args.vocab, **settings)
+  played = pol.play(loaded, args.env, contexts, seed=args.seed, chunk=args.chunk, vocab_path=args.vocab,
+                    student_checkpoint=args.student, **settings)
   keys = list(seed_runs(args.runs))
   conversations, start = {}, 0
   for name, dirs in args.runs.items():
@@ -138,7 +141,7 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
   result = grouped_win_matrix(conversations, judge, resamples=args.resamples, seed=args.seed)
   info = {"env": args.env, "split": args.split, "seed": args.seed, "settings": settings,
           "play_s": t1 - t0, "judge_s": time.time() - t1,
-          "vocab": args.vocab, "runs": {}}
+          "vocab": args.vocab, "student": args.student, "runs": {}}
   for name, dirs in args.runs.items():
     info["runs"][name] = [{"run_dir": d, "checkpoint_dir": loaded[k].checkpoint_dir, "step": loaded[k].step,
                            "layout": loaded[k].layout, "meta": loaded[k].meta}

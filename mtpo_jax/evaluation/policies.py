@@ -171,13 +171,15 @@ def run_settings(run_dir: str, names: Sequence[str]) -> dict[str, Any]:
 
 def play(policies: Mapping[str, LoadedPolicy], env_name: str, contexts: Sequence[Context], *, max_agent_turns: int,
          input_length: int, max_turn_tokens: int, temperature: float = 1.0, seed: int = 0, chunk: int = 64,
-         vocab_path: str | None = None) -> dict[str, list[Conversation]]:
+         vocab_path: str | None = None, student_checkpoint: str | None = None) -> dict[str, list[Conversation]]:
   """name -> the K conversations (one per context, in `contexts` order) the policy plays against a fresh
-  environment, `chunk` contexts per sampler batch, with identical sampling keys for every method."""
+  environment, `chunk` contexts per sampler batch, with identical sampling keys for every method.
+  `student_checkpoint`: a learned Education Dialogue student (the first policy's T5Config) instead of the
+  scripted one; its replies are keyed by conversation, so every method meets the same student."""
   vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
   sampling = SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature)
   samplers: dict[T5Config, Sampler] = {}  # one compiled sampler per distinct model shape
-  out = {}
+  out, student = {}, None
   for name, policy in policies.items():
     if vocab.vocab_size > policy.config.vocab_size:
       raise ValueError(f"{name}: vocabulary has {vocab.vocab_size} pieces, the policy only "
@@ -185,7 +187,10 @@ def play(policies: Mapping[str, LoadedPolicy], env_name: str, contexts: Sequence
     if policy.config not in samplers:
       samplers[policy.config] = Sampler(T5(policy.config), sampling)
     turn_policy = ro.TurnPolicy(samplers[policy.config], jax.device_put(policy.params), vocab, input_length)
-    env = environments.make_environment(env_name, max_agent_turns, seed)
+    if student_checkpoint is not None and student is None:
+      student = environments.learned_student(student_checkpoint, policy.config, vocab, input_length=input_length,
+                                             max_turn_tokens=max_turn_tokens, seed=seed)
+    env = environments.make_environment(env_name, max_agent_turns, seed, student)
     out[name] = ro.collect_conversations(env, turn_policy, contexts, chunk=chunk, seed=seed + 1,
                                          iteration=EVAL_ITERATION)
   return out

@@ -1,7 +1,8 @@
 """The paper's experiments as a stage graph (papers/digest.md A9-A13): one home for which run feeds which.
 
 Education Dialogue (Table 1 and Iterative PPO):
-  data -> vocabulary -> education/sft (teacher = mu)
+  data -> vocabulary -> education/sft (teacher = mu), education/sft_student (the environment model; with
+          environment_student = "learned" it replaces the scripted student in every later stage)
        -> education/judges/{rm,pm}_{conversation,single_turn_reward,single_turn_value}
           (pairs sampled from mu and labelled by the ground-truth judge; rm and pm of one source share the pairs)
        -> education/rl/<method>/seed<k> for every method of Table 1 and Iterative PPO
@@ -13,7 +14,7 @@ Then `tables` writes results.md beside the paper's numbers.
 
 Every training stage is `python -m mtpo_jax.main` with the run's recipe (gin/runs/), the model files, the mesh
 file and bindings that wire the stages together; `overrides` adds bindings per stage kind (the scale: see
-gin/experiments/pipeline_tiny.gin). Keys: "sft", "scorer", "scorer/<judge>", "rl", "rl/<method>",
+gin/experiments/pipeline_tiny.gin). Keys: "sft", "sft_student", "scorer", "scorer/<judge>", "rl", "rl/<method>",
 "iterative_ppo", "negotiation_sft", "negotiation_scorer", "negotiation_rl", "negotiation_rl/<method>",
 "evaluate" and "negotiation_evaluate" (extra evaluation CLI arguments).
 """
@@ -87,6 +88,8 @@ class PlanConfig:
   negotiation_train: int = 1000
   negotiation_eval: int = 100
   vocab_size: int = 3000
+  train_student: bool = True
+  environment_student: str = "scripted"
   overrides: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
   python: str = sys.executable
 
@@ -98,9 +101,13 @@ def _check(cfg: PlanConfig) -> None:
       raise ValueError(f"unknown {name} {unknown}; expected some of {list(known)}")
     if "sft" not in getattr(cfg, name):
       raise ValueError(f"{name} must include 'sft' (the reference every method is compared with)")
+  if cfg.environment_student not in ("scripted", "learned"):
+    raise ValueError(f"environment_student must be 'scripted' or 'learned', got {cfg.environment_student!r}")
+  if cfg.environment_student == "learned" and not cfg.train_student:
+    raise ValueError("environment_student = 'learned' needs train_student = True (the student SFT stage)")
   if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
     raise ValueError(f"seeds must be distinct and non-empty, got {cfg.seeds}")
-  kinds = {"sft", "scorer", "rl", "iterative_ppo", "negotiation_sft", "negotiation_scorer", "negotiation_rl",
+  kinds = {"sft", "sft_student", "scorer", "rl", "iterative_ppo", "negotiation_sft", "negotiation_scorer", "negotiation_rl",
            "evaluate", "negotiation_evaluate"}
   known_keys = (kinds | {f"scorer/{j}" for j in JUDGES} | {f"rl/{m}" for m in EDUCATION_METHODS}
                 | {f"negotiation_scorer/{j}" for j in NEGOTIATION_JUDGES}
@@ -169,10 +176,12 @@ def _sft(b: _Builder, name: str, split: str, data_dir: str, override_key: str) -
 
 
 def _scorer(b: _Builder, name: str, kind: str, source: str, sft: str, override_keys: Sequence[str],
-            extra: Sequence[str] = (), share_with: str | None = None) -> str:
+            extra: Sequence[str] = (), share_with: str | None = None, student: str | None = None) -> str:
   fn = f"train_{kind}"
   ckpt = _q(b.path(sft, "checkpoints"))
-  deps = [sft] + ([share_with] if share_with else [])
+  deps = [sft] + ([share_with] if share_with else []) + ([student] if student else [])
+  if student:
+    extra = [*extra, f"PairSampling.student_checkpoint = {_q(b.path(student, 'checkpoints'))}"]
   copy_in = tuple((b.path(share_with, f"pairs_{s}.jsonl"), b.path(name, f"pairs_{s}.jsonl"))
                   for s in ("train", "eval")) if share_with else ()
   b.train(name, [f"runs/{kind}.gin"], [
@@ -185,9 +194,13 @@ def _scorer(b: _Builder, name: str, kind: str, source: str, sft: str, override_k
 
 
 def _rl(b: _Builder, name: str, method: Method, seed: int, sft: str, judge_dir: str | None,
-        judge_kind: str | None, override_keys: Sequence[str], extra: Sequence[str] = ()) -> str:
+        judge_kind: str | None, override_keys: Sequence[str], extra: Sequence[str] = (),
+        student: str | None = None) -> str:
   files, bindings = [f"runs/{method.recipe}.gin"], [f"SFT_CHECKPOINT = {_q(b.path(sft, 'checkpoints'))}"]
-  deps = [sft]
+  deps = [sft] + ([student] if student else [])
+  job = "train_iterative_ppo" if method.recipe == "iterative_ppo" else "train_rl"
+  if student:
+    bindings.append(f"{job}.student_checkpoint = {_q(b.path(student, 'checkpoints'))}")
   if method.recipe == "iterative_ppo":
     bindings += [f"train_iterative_ppo.seed = {seed}", f"train_iterative_ppo.vocab_path = {_q(b.vocab)}",
                  "train_iterative_ppo.reward_fn = @learned_reward_judge()",
@@ -203,26 +216,31 @@ def _rl(b: _Builder, name: str, method: Method, seed: int, sft: str, judge_dir: 
 
 
 def _evaluate(b: _Builder, name: str, env: str, runs: Mapping[str, Sequence[str]], deps: Sequence[str],
-              override_key: str) -> None:
+              override_key: str, student: str | None = None) -> None:
   cfg = b.cfg
   argv = [cfg.python, "-m", "mtpo_jax.evaluation.evaluate", "--env", env, "--out", b.path(name),
-          "--vocab", b.vocab, *[f"--gin={x}" for x in cfg.model_bindings],
+          "--vocab", b.vocab, *([f"--student={b.path(student, 'checkpoints')}"] if student else []),
+          *[f"--gin={x}" for x in cfg.model_bindings],
           *[f"--gin_file={f}" for f in cfg.model_gin_files],
           *[f"--run={label}={','.join(b.path(d) for d in dirs)}" for label, dirs in runs.items()],
           *b.over(override_key)]
-  b.stages.append(Stage(name, tuple(deps), command=tuple(argv)))
+  b.stages.append(Stage(name, tuple(deps) + ((student,) if student else ()), command=tuple(argv)))
 
 
 def _education(b: _Builder, data_dir: str) -> None:
   cfg = b.cfg
   sft = _sft(b, "education/sft", "education_teacher_sft_split", os.path.join(data_dir, "education"), "sft")
+  if cfg.train_student:  # the environment model of digest A9 step 2
+    _sft(b, "education/sft_student", "education_student_sft_split", os.path.join(data_dir, "education"),
+         "sft_student")
+  student = "education/sft_student" if cfg.environment_student == "learned" else None
   needed = [j for m in cfg.education_methods if (j := EDUCATION_METHODS[m].judge)]
   for judge in [j for j in JUDGES if j in needed]:
     kind, source = JUDGES[judge]
     partner = "rm" + judge[2:] if judge.startswith("pm") else None  # the pm reuses the rm's sampled pairs
     share = f"education/judges/{partner}" if partner in needed else None
     _scorer(b, f"education/judges/{judge}", kind, source, sft, ["scorer", f"scorer/{judge}"],
-            extra=[f"train_{kind}.judge = None"], share_with=share)
+            extra=[f"train_{kind}.judge = None"], share_with=share, student=student)
   runs: dict[str, list[str]] = {}
   for key in cfg.education_methods:
     m = EDUCATION_METHODS[key]
@@ -232,8 +250,10 @@ def _education(b: _Builder, data_dir: str) -> None:
     judge_dir = f"education/judges/{m.judge}"
     runs[m.label] = [
         _rl(b, f"education/rl/{key}/seed{s}", m, s, sft, judge_dir, JUDGES[m.judge][0],
-            ["iterative_ppo"] if key == "iterative_ppo" else ["rl", f"rl/{key}"]) for s in cfg.seeds]
-  _evaluate(b, "education/evaluation", "education", runs, [d for ds in runs.values() for d in ds], "evaluate")
+            ["iterative_ppo"] if key == "iterative_ppo" else ["rl", f"rl/{key}"], student=student)
+        for s in cfg.seeds]
+  _evaluate(b, "education/evaluation", "education", runs, [d for ds in runs.values() for d in ds], "evaluate",
+            student)
 
 
 def _negotiation(b: _Builder, data_dir: str) -> None:

@@ -24,19 +24,23 @@ def run_pipeline(model_dir: str, *, model_gin_files: Sequence[str] = ("models/t5
                  education_methods: Sequence[str] = tuple(plan.EDUCATION_METHODS),
                  negotiation_methods: Sequence[str] = tuple(plan.NEGOTIATION_METHODS), data_seed: int = 0,
                  education_train: int = 2000, education_eval: int = 100, negotiation_train: int = 1000,
-                 negotiation_eval: int = 100, vocab_size: int = 3000,
+                 negotiation_eval: int = 100, vocab_size: int = 3000, train_student: bool = True,
+                 environment_student: str = "scripted",
                  overrides: Mapping[str, Sequence[str]] | None = None, max_parallel: int = 2,
                  only: Sequence[str] = (), compilation_cache: bool = True) -> str:
   """Runs the pipeline (module docstring); returns results.md. `only`: run just the stages whose names start
   with one of these prefixes, and what they depend on (e.g. ("negotiation/",)). `compilation_cache`: the
   stages share JAX's persistent compilation cache in MODEL_DIR/jax_cache (unless JAX_COMPILATION_CACHE_DIR is
-  set), so seeds and methods with equal shapes compile once (about 14 s of each tiny RL stage's 43 s)."""
+  set), so seeds and methods with equal shapes compile once (about 14 s of each tiny RL stage's 43 s).
+  train_student: SFT the Education Dialogue student too (digest A9 step 2); environment_student: "scripted"
+  (the generator's simulator) or "learned" (that student plays the environment in every later stage)."""
   cfg = plan.PlanConfig(
       run_dir=model_dir, model_gin_files=tuple(model_gin_files), model_bindings=tuple(model_bindings),
       mesh_gin_file=mesh_gin_file, seeds=tuple(seeds), education_methods=tuple(education_methods),
       negotiation_methods=tuple(negotiation_methods), data_seed=data_seed, education_train=education_train,
       education_eval=education_eval, negotiation_train=negotiation_train, negotiation_eval=negotiation_eval,
-      vocab_size=vocab_size, overrides={k: tuple(v) for k, v in (overrides or {}).items()}, python=sys.executable)
+      vocab_size=vocab_size, train_student=train_student, environment_student=environment_student,
+      overrides={k: tuple(v) for k, v in (overrides or {}).items()}, python=sys.executable)
   graph = plan.build(cfg)
   if only:
     graph = select(graph, only)

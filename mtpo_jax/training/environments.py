@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from mtpo_jax.envs.base import Environment
+from mtpo_jax.data.vocabulary import Vocabulary
+from mtpo_jax.envs.base import Environment, Student
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.envs.education.env import EducationEnv, ScriptedStudent
@@ -15,6 +16,7 @@ from mtpo_jax.envs.negotiation.catalog import sample_contexts
 from mtpo_jax.envs.negotiation.env import NegotiationEnv
 from mtpo_jax.envs.negotiation.reward import sale_price
 from mtpo_jax.oracles.bradley_terry import BradleyTerryRewardJudge
+from mtpo_jax.models.config import T5Config
 from mtpo_jax.types import Context
 
 ENVIRONMENTS = ("education", "negotiation")
@@ -27,12 +29,38 @@ def check_env_name(env_name: str) -> None:
     raise ValueError(f"unknown environment {env_name!r}; expected one of {ENVIRONMENTS}")
 
 
-def make_environment(env_name: str, max_agent_turns: int, seed: int = 0) -> Environment:
-  """The environment with its default scripted simulator (deterministic given `seed`)."""
+def make_environment(env_name: str, max_agent_turns: int, seed: int = 0, student: Student | None = None
+                     ) -> Environment:
+  """The environment with `student` as its simulator, or the default scripted one (deterministic given `seed`).
+  A learned student (`learned_student`) plays the Education Dialogue student only."""
   check_env_name(env_name)
   if env_name == "education":
-    return EducationEnv(ScriptedStudent(seed), max_agent_turns=max_agent_turns)
+    return EducationEnv(student if student is not None else ScriptedStudent(seed), max_agent_turns=max_agent_turns)
+  if student is not None:
+    raise ValueError("a learned student exists for 'education' only; negotiation uses its scripted buyer")
   return NegotiationEnv(max_agent_turns=max_agent_turns, seed=seed)
+
+
+def learned_student(checkpoint: str, config: T5Config, vocab: Vocabulary, *, input_length: int,
+                    max_turn_tokens: int, temperature: float = 1.0, seed: int = 0) -> Student:
+  """The paper's environment model (digest A9 step 2): a T5 student SFT'd on student turns
+  (`education_student_sft_split`), from its run's checkpoints directory; `config` must match it (the pipeline
+  gives teacher and student one T5Config). CheckpointError if missing, ValueError on a shape mismatch."""
+  import flax.linen as nn
+  import jax
+  import numpy as np
+  from mtpo_jax.envs.learned_student import LearnedStudent
+  from mtpo_jax.models.decoding import SamplingConfig
+  from mtpo_jax.models.t5 import T5
+  from mtpo_jax.training.checkpoints import load_params
+  params = load_params(checkpoint)
+  model, x = T5(config), np.ones((1, 4), np.int32)
+  want = jax.tree.map(lambda a: a.shape, nn.unbox(jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x)["params"]))
+  if jax.tree.map(lambda a: tuple(np.shape(a)), params) != want:
+    raise ValueError(f"the student checkpoint {checkpoint} does not match the T5Config (different shapes or layers)")
+  return LearnedStudent(model, jax.device_put(params), vocab,
+                        SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature),
+                        input_length=input_length, seed=seed)
 
 
 def contexts(env_name: str, num: int, seed: int, split: str) -> list[Context]:

@@ -262,11 +262,12 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, env_name: st
                         q_loss: str = "mse", q_normalize_targets: bool = False, q_init: str = "warm_start",
                         q_holdout_fraction: float = 0.1, q_input_length: int | None = None, ppo_steps: int = 100,
                         ppo_batch_size: int = 16, keep_checkpoints: int = 2, seed: int = 0,
-                        vocab_path: str | None = None) -> dict[str, float]:
+                        vocab_path: str | None = None, student_checkpoint: str | None = None) -> dict[str, float]:
   """Runs Algorithm 1 for `num_iterations` outer iterations from `init_checkpoint` (the SFT policy pi_0; random
   weights when None); returns the last iteration's metrics. `reward_fn`: a callable or a judge with `rewards` /
   `score` (None: the environment's own). `q_input_length` defaults to input_length + max_turn_tokens (state and
-  response never truncated). Batch sizes must divide over the mesh's data x fsdp axes."""
+  response never truncated). Batch sizes must divide over the mesh's data x fsdp axes. `student_checkpoint`: a
+  learned Education Dialogue student instead of the scripted one (environments.learned_student)."""
   environments.check_env_name(env_name)
   reward = reward_function(reward_fn, env_name)
   _check_arguments(num_iterations, conversations_per_iteration, contexts_per_collect, q_steps, ppo_steps, q_init,
@@ -297,7 +298,10 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, env_name: st
     q_prev = restored[0] if restored else None
 
   # ROLLOUTS AND THE JITTED PPO STEP
-  env = environments.make_environment(env_name, max_agent_turns, seed)
+  student = None if student_checkpoint is None else environments.learned_student(
+      student_checkpoint, policy_config, vocab, input_length=input_length, max_turn_tokens=max_turn_tokens,
+      seed=seed)
+  env = environments.make_environment(env_name, max_agent_turns, seed, student)
   sampler = Sampler(policy, SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature))
   turn_policy = ro.TurnPolicy(sampler, None, vocab, input_length)  # params set per iteration
   batch_sh = {k: partitioner.data_sharding(2) for k in ("encoder_ids", "decoder_ids", "token_mask", "q_ids")}

@@ -71,6 +71,7 @@ class PairSampling:
   environment the "policy" source plays ("education" or "negotiation"; single-turn sources: education)."""
   policy_config: T5Config | None = None
   env_name: str = "education"
+  student_checkpoint: str | None = None  # a learned education student (environments.learned_student); None: scripted
   input_length: int = 512
   max_turn_tokens: int = 64
   max_agent_turns: int = 10
@@ -124,9 +125,10 @@ def load_policy(policy_checkpoint: str, policy_config: T5Config, vocab: Vocabula
 
 
 def sample_policy_pairs(policy: ro.TurnPolicy, num_pairs: int, seed: int, split: str, judge: Judge,
-                        max_agent_turns: int, env_name: str = "education") -> list[Pair]:
-  """Two conversations per context of `split` of `env_name` from `policy`, labelled P(first better) by `judge`."""
-  env = environments.make_environment(env_name, max_agent_turns, seed)
+                        max_agent_turns: int, env_name: str = "education", student=None) -> list[Pair]:
+  """Two conversations per context of `split` of `env_name` from `policy` (against `student`, default the
+  scripted one), labelled P(first better) by `judge`."""
+  env = environments.make_environment(env_name, max_agent_turns, seed, student)
   played = ro.collect_conversations(env, policy, environments.contexts(env_name, num_pairs, seed, split), copies=2,
                                     seed=seed)
   a, b = played[0::2], played[1::2]
@@ -155,11 +157,11 @@ def _finish(env, policy: ro.TurnPolicy, conversations: Sequence[Conversation], s
 
 
 def sample_single_turn(policy: ro.TurnPolicy, num_pairs: int, seed: int, split: str, judge: Judge, kind: str,
-                       max_agent_turns: int) -> SingleTurnSample:
+                       max_agent_turns: int, student=None) -> SingleTurnSample:
   """Single-turn pairs (module docstring): two alternative agent turns at a logged state of each conversation."""
   if kind not in ("reward", "value"):
     raise ValueError(f"unknown single-turn kind {kind!r}; expected 'reward' or 'value'")
-  env = environments.make_environment(SINGLE_TURN_ENV, max_agent_turns, seed)
+  env = environments.make_environment(SINGLE_TURN_ENV, max_agent_turns, seed, student)
   # PLAY, THEN LOG ONE STATE PER CONVERSATION
   played = ro.collect_conversations(env, policy, environments.contexts(SINGLE_TURN_ENV, num_pairs, seed, split),
                                     seed=seed)
@@ -298,11 +300,15 @@ def source_pairs(pair_source: str, split: str, num_pairs: int, seed: int, judge:
             "policy_checkpoint": policy_checkpoint, "sampling": settings, "judge": _describe(judge)}
 
   def sample() -> list[Pair]:
+    pol = policy()
+    student = None if sampling.student_checkpoint is None else environments.learned_student(
+        sampling.student_checkpoint, pol.sampler.model.config, pol.vocab, input_length=sampling.input_length,
+        max_turn_tokens=sampling.max_turn_tokens, seed=seed)
     if pair_source == "policy":
-      return sample_policy_pairs(policy(), num_pairs, seed, split, judge, sampling.max_agent_turns,
-                                 sampling.env_name)
-    s = sample_single_turn(policy(), num_pairs, seed, split, judge, pair_source.rsplit("_", 1)[1],
-                           sampling.max_agent_turns)
+      return sample_policy_pairs(pol, num_pairs, seed, split, judge, sampling.max_agent_turns,
+                                 sampling.env_name, student)
+    s = sample_single_turn(pol, num_pairs, seed, split, judge, pair_source.rsplit("_", 1)[1],
+                           sampling.max_agent_turns, student)
     return list(zip(s.a, s.b, (float(p) for p in s.p)))
 
   if cache_dir is None:

@@ -198,13 +198,16 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
              num_iterations: int = 100, contexts_per_batch: int = 16, max_agent_turns: int = 10,
              input_length: int = 512, max_turn_tokens: int = 64, temperature: float = 1.0, eval_every: int = 50,
              eval_contexts: int = 64, save_every: int = 50, keep_checkpoints: int = 3, seed: int = 0,
-             value_rollouts: bool = False, vocab_path: str | None = None) -> dict[str, float]:
+             value_rollouts: bool = False, vocab_path: str | None = None,
+             student_checkpoint: str | None = None) -> dict[str, float]:
   """Trains `algorithm` (see ALGORITHMS) from `init_checkpoint` (the SFT policy, which is also mu); `judge`
   gives the training feedback, `eval_judge` the win rate against mu on `eval_contexts` held-out contexts.
 
   value_rollouts (single-turn algorithms with an online conversation-level judge): finish each sampled turn's
   conversation with mu and judge the final conversation, the Monte-Carlo value behind the paper's
   single-turn-value data; off when the judge is a learned turn-level model (it scores the partial conversation).
+  student_checkpoint: a learned Education Dialogue student (environments.learned_student, the policy's T5Config)
+  instead of the scripted one, for training and evaluation alike.
   """
   spec = algorithm_spec(algorithm, tau)
   if value_rollouts and not spec.single_turn:
@@ -237,7 +240,10 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
     state, frozen["reference"], start = restored["state"], restored["reference"], int(meta["iteration"])
 
   # ROLLOUT MACHINERY AND THE JITTED STEP
-  env = environments.make_environment(env_name, max_agent_turns, seed)
+  student = None if student_checkpoint is None else environments.learned_student(
+      student_checkpoint, policy_config, vocab, input_length=input_length, max_turn_tokens=max_turn_tokens,
+      seed=seed)
+  env = environments.make_environment(env_name, max_agent_turns, seed, student)
   sampling = SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature)
   sampler = Sampler(policy, sampling)
   mixture = MixtureSampler(policy, policy, sampling) if tau > 0 else None

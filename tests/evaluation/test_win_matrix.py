@@ -234,3 +234,16 @@ def test_cli_end_to_end_on_two_tiny_policies(tmp_path, capsys):
   assert grouped.matrix[1, 0] == pytest.approx((0.5 + result.matrix[2, 0]) / 2, abs=1e-12)
   assert grouped.seed_std[1, 0] == pytest.approx(abs(result.matrix[2, 0] - 0.5) / 2, abs=1e-12)
   assert "(sd)" in (tmp_path / "e2" / "win_matrix.md").read_text()
+  # A learned student (here the random SFT policy's weights) replaces the scripted one: the teacher turns of the
+  # first agent turn are the same (same keys), the student's replies are not the scripted student's.
+  from mtpo_jax.training import environments
+  contexts = environments.contexts("education", 2, 0, "test")
+  settings = dict(max_agent_turns=2, input_length=64, max_turn_tokens=8, vocab_path=DEFAULT_SPM_PATH)
+  scripted = pol.play({"sft": loaded}, "education", contexts, **settings)["sft"]
+  learned = pol.play({"sft": loaded}, "education", contexts, student_checkpoint=f"{sft}/checkpoints",
+                     **settings)["sft"]
+  assert [c.turns[0].text for c in learned] == [c.turns[0].text for c in scripted]
+  student_turns = lambda convs: [t.text for c in convs for t in c.turns if not t.is_agent]
+  assert student_turns(learned) and student_turns(learned) != student_turns(scripted)
+  with pytest.raises(ValueError, match="for 'education' only"):
+    environments.make_environment("negotiation", 2, 0, student=object())

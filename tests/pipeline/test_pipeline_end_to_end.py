@@ -1,5 +1,5 @@
 """The whole pipeline through `python -m mtpo_jax.main` on a micro budget (slow: about 5 CPU minutes; run with
-`pytest -m slow tests/pipeline`): every kind of stage runs, results.md and the matrices are written, and a
+`pytest -m slow tests/pipeline`): every kind of stage runs (with the learned student as the environment), results.md and the matrices are written, and a
 second run of the same command skips every stage."""
 
 import json
@@ -19,6 +19,7 @@ MICRO = [
     "run_pipeline.negotiation_methods = ['sft', 'reward_rl', 'mtpo_learned']",
     "run_pipeline.education_train = 60", "run_pipeline.education_eval = 8", "run_pipeline.negotiation_train = 40",
     "run_pipeline.negotiation_eval = 8", "run_pipeline.vocab_size = 1500",
+    "run_pipeline.environment_student = 'learned'",
 ]
 
 
@@ -38,7 +39,7 @@ def micro_overrides() -> str:
           "train_iterative_ppo.q_steps = 2", "train_iterative_ppo.q_batch_size = 4",
           "train_iterative_ppo.ppo_steps = 1", "train_iterative_ppo.ppo_batch_size = 4"]
   ev = ["--num_contexts=4", "--max_agent_turns=2", "--input_length=64", "--max_turn_tokens=8", "--resamples=50"]
-  table = {"sft": sft, "negotiation_sft": sft, "scorer": scorer, "negotiation_scorer": scorer, "rl": rl,
+  table = {"sft": sft, "sft_student": sft, "negotiation_sft": sft, "scorer": scorer, "negotiation_scorer": scorer, "rl": rl,
            "negotiation_rl": rl, "iterative_ppo": ippo, "evaluate": ev, "negotiation_evaluate": ev}
   return "run_pipeline.overrides = " + json.dumps(table)
 

@@ -77,6 +77,25 @@ def test_wiring_matches_the_paper(tiny_config):
   assert "--run=MTPO-tau=" in evaluation and "mtpo_tau/seed0," in evaluation
 
 
+def test_learned_student_is_wired_into_every_education_stage(tiny_config):
+  import dataclasses
+  graph = plan.build(dataclasses.replace(tiny_config, environment_student="learned"))
+  student = "education/sft_student"
+  for stage in graph:
+    text = " ".join(stage.command or ())
+    if stage.name.startswith(("education/judges", "education/rl", "education/evaluation")):
+      assert student in stage.deps, stage.name
+      assert f"{tiny_config.run_dir}/{student}/checkpoints" in text, stage.name
+    elif stage.name.startswith("negotiation/"):
+      assert student not in stage.deps and "student" not in text, stage.name
+  assert "education_student_sft_split" in " ".join(next(s for s in graph if s.name == student).command)
+  scripted = plan.build(tiny_config)  # the default: trained, but the scripted student plays the environment
+  assert any(s.name == student for s in scripted)
+  assert not any(student in s.deps for s in scripted)
+  with pytest.raises(ValueError, match="needs train_student"):
+    plan.build(dataclasses.replace(tiny_config, environment_student="learned", train_student=False))
+
+
 def test_select_keeps_dependencies(tiny_config):
   chosen = [s.name for s in select(plan.build(tiny_config), ["negotiation/rl/reward_rl/seed0"])]
   assert chosen == ["data", "vocabulary", "negotiation/sft", "negotiation/rl/reward_rl/seed0"]
