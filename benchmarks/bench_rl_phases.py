@@ -38,13 +38,14 @@ def main() -> None:
   ap.add_argument("--input_length", type=int, default=512)
   ap.add_argument("--max_turn_tokens", type=int, default=64)
   ap.add_argument("--init_checkpoint", default=None)
+  ap.add_argument("--microbatch_rows", type=int, default=64, help="ActorCriticHParams.microbatch_rows (0: all)")
   args = ap.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
     bindings = [*args.gin, f"MODEL_DIR = '{tmp}'", f"train_rl.num_iterations = {args.iterations}",
                 f"train_rl.contexts_per_batch = {args.contexts}", f"train_rl.max_agent_turns = {args.max_agent_turns}",
                 f"train_rl.input_length = {args.input_length}", f"train_rl.max_turn_tokens = {args.max_turn_tokens}",
                 "train_rl.eval_every = 1000000", "train_rl.eval_contexts = 1", "train_rl.save_every = 1000000",
-                "ActorCriticHParams.policy_delay = 0"]
+                "ActorCriticHParams.policy_delay = 0", f"ActorCriticHParams.microbatch_rows = {args.microbatch_rows}"]
     if args.init_checkpoint:
       bindings.append(f"SFT_CHECKPOINT = '{args.init_checkpoint}'")
     entry.parse_config([args.gin_model, f"runs/{args.algorithm}.gin", args.mesh], bindings)

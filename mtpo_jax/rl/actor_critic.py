@@ -18,6 +18,7 @@ agent turns; `turn_rows [C, T]` maps each conversation turn to its row (-1 = pad
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.struct
@@ -37,6 +38,10 @@ class ActorCriticHParams:
 
   kl_in_reward: also subtract alpha * KL(pi||mu)[x_h] from each turn's reward, as in the regularised value of
   digest A2 (the paper does not say whether its deep variant does; [NOT FOUND], default off).
+  microbatch_rows: run the networks on this many rows at a time and accumulate the gradients (0: all rows at
+  once). The update is the same full-batch step up to float summation order; activation memory falls from the
+  whole batch's (all turns of all conversations, e.g. 16 x 2 x 10 rows) to one microbatch's. Must divide the
+  padded row count; microbatch j takes rows j, j + k, j + 2k, ... so each spans every data shard.
   """
   alpha: float = 0.005
   gamma: float = 1.0
@@ -44,6 +49,7 @@ class ActorCriticHParams:
   policy_delay: int = 1000
   normalize_advantages: bool = True
   kl_in_reward: bool = False
+  microbatch_rows: int = 0
 
 
 @flax.struct.dataclass
@@ -79,6 +85,32 @@ def policy_turn_terms(params: Any, ref_params: Any, batch: dict[str, jax.Array],
   return turn_logp, kl.sequence_kl(logits, ref_logits, mask)
 
 
+def _chunks(tree: Any, k: int) -> Any:
+  """Rows [N, ...] -> [k, N / k, ...] with chunk j = rows j, j + k, j + 2k, ... (strided, so every chunk
+  spans every shard of a row-sharded batch)."""
+  return jax.tree.map(lambda x: jnp.swapaxes(x.reshape((x.shape[0] // k, k) + x.shape[1:]), 0, 1), tree)
+
+
+def _unchunk(x: jax.Array) -> jax.Array:
+  """Inverse of `_chunks` for one array: [k, N / k, ...] -> [N, ...]."""
+  return jnp.swapaxes(x, 0, 1).reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+
+def _accumulate(loss_fn, params: Any, chunked: Any, k: int):
+  """Sum over the k chunks of value_and_grad(loss_fn)(params, chunk) (loss_fn returns (loss, aux [n, ...]));
+  returns (loss, aux [N, ...] in row order, grads). One chunk at a time (lax.scan), so only its activations live."""
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def body(carry, chunk):
+    loss, grads = carry
+    (l, aux), g = grad_fn(params, chunk)
+    return (loss + l, jax.tree.map(jnp.add, grads, g)), aux
+
+  zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+  (loss, grads), aux = jax.lax.scan(body, zero, chunked)
+  return loss, jax.tree.map(_unchunk, aux), grads
+
+
 def actor_critic_step(state: ActorCriticState, batch: dict[str, jax.Array], frozen: dict[str, Any], *,
                       hp: ActorCriticHParams, policy: T5, value: T5Value, policy_tx: optax.GradientTransformation,
                       value_tx: optax.GradientTransformation) -> tuple[ActorCriticState, dict[str, jax.Array]]:
@@ -86,12 +118,20 @@ def actor_critic_step(state: ActorCriticState, batch: dict[str, jax.Array], froz
   rewards [C, T]. frozen: {"reference": mu's params}. Pure; jit with shardings and a donated state."""
   n = batch["encoder_ids"].shape[0]
   turn_rows, turn_mask = batch["turn_rows"], batch["turn_mask"].astype(jnp.float32)
+  mb = hp.microbatch_rows if 0 < hp.microbatch_rows < n else n
+  if n % mb:
+    raise ValueError(f"microbatch_rows = {mb} does not divide the {n} rows of the batch")
+  k = n // mb
+  row_keys = ("encoder_ids", "decoder_ids", "token_mask")
+  rows = {key: batch[key] for key in row_keys}
 
-  # CRITIC ON EVERY STATE, THEN GAE OVER TURNS
-  v_rows = value.apply({"params": state.value.params}, batch["encoder_ids"])
+  # CRITIC ON EVERY STATE, THEN GAE OVER TURNS (forward passes only, one microbatch at a time)
+  v_apply = lambda p, r: value.apply({"params": p}, r["encoder_ids"])
+  v_rows = _unchunk(jax.lax.map(functools.partial(v_apply, state.value.params), _chunks(rows, k)))
   rewards = batch["rewards"]
   if hp.kl_in_reward:
-    _, kl_now = policy_turn_terms(state.policy.params, frozen["reference"], batch, policy)
+    kl_now = _unchunk(jax.lax.map(lambda r: policy_turn_terms(state.policy.params, frozen["reference"], r,
+                                                              policy)[1], _chunks(rows, k)))
     rewards = rewards - hp.alpha * rows_to_turns(jax.lax.stop_gradient(kl_now), turn_rows, turn_mask)
   v_turns = rows_to_turns(jax.lax.stop_gradient(v_rows), turn_rows, turn_mask)
   advantages, targets = adv.turn_gae(rewards, v_turns, turn_mask, hp.gamma, hp.lam)
@@ -100,22 +140,29 @@ def actor_critic_step(state: ActorCriticState, batch: dict[str, jax.Array], froz
   adv_rows = turns_to_rows(advantages, turn_rows, turn_mask, n)
   target_rows = turns_to_rows(targets, turn_rows, turn_mask, n)
   row_mask = batch["row_mask"].astype(jnp.float32)
+  # Each microbatch's masked mean, weighted by its share of the real rows, sums to the full-batch mean.
+  total = jnp.maximum(row_mask.sum(), 1.0)
+  chunked = _chunks({**rows, "adv": adv_rows, "target": target_rows, "mask": row_mask}, k)
+  share = lambda c: jnp.maximum(c["mask"].sum(), 1.0) / total
 
   # UPDATE THE CRITIC
-  def critic_loss(value_params):
-    return losses.value_loss(value.apply({"params": value_params}, batch["encoder_ids"]), target_rows, row_mask)
+  def critic_loss(value_params, c):
+    loss = losses.value_loss(v_apply(value_params, c), c["target"], c["mask"]) * share(c)
+    return loss, jnp.zeros((c["mask"].shape[0],))
 
-  v_loss, v_grads = jax.value_and_grad(critic_loss)(state.value.params)
+  v_loss, _, v_grads = _accumulate(critic_loss, state.value.params, chunked, k)
   v_updates, v_opt = value_tx.update(v_grads, state.value.opt_state, state.value.params)
   new_value = state.value.replace(step=state.value.step + 1, params=optax.apply_updates(state.value.params, v_updates),
                                   opt_state=v_opt)
 
   # UPDATE THE ACTOR (after the delay)
-  def actor_loss(params):
-    logp, turn_kl = policy_turn_terms(params, frozen["reference"], batch, policy)
-    return losses.mtpo_policy_loss(logp, adv_rows, turn_kl, row_mask, hp.alpha), (logp, turn_kl)
+  def actor_loss(params, c):
+    logp, turn_kl = policy_turn_terms(params, frozen["reference"], c, policy)
+    loss = losses.mtpo_policy_loss(logp, c["adv"], turn_kl, c["mask"], hp.alpha) * share(c)
+    return loss, jnp.stack([logp, turn_kl], -1)
 
-  (p_loss, (turn_logp, kl_rows)), p_grads = jax.value_and_grad(actor_loss, has_aux=True)(state.policy.params)
+  p_loss, aux, p_grads = _accumulate(actor_loss, state.policy.params, chunked, k)
+  turn_logp, kl_rows = aux[:, 0], aux[:, 1]
   active = state.policy.step >= hp.policy_delay
   p_updates, p_opt = policy_tx.update(p_grads, state.policy.opt_state, state.policy.params)
   # Before the delay the actor stands still: no update and an untouched optimizer state.

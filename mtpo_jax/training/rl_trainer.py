@@ -251,6 +251,9 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   turns = 1 if spec.single_turn else max_agent_turns
   num_conversations = contexts_per_batch * spec.copies
   num_rows = bucket(num_conversations * turns, max(16, partitioner.mesh.size))
+  if hparams.microbatch_rows and num_rows % min(hparams.microbatch_rows, num_rows):
+    raise ValueError(f"ActorCriticHParams.microbatch_rows = {hparams.microbatch_rows} must divide the {num_rows} "
+                     "padded rows of a batch (use a power of two)")
   row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask")
   batch_sh = {k: partitioner.data_sharding(1 if k == "row_mask" else 2) for k in row_keys}
   # [C, T] bookkeeping is tiny and C need not divide the data axis: replicate it.
