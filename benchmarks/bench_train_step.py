@@ -7,7 +7,10 @@
 FLOPs per step come from XLA's cost analysis of the compiled step (forward, backward and optimizer, all
 devices), and also from the 6 x parameters x tokens rule for comparison. MFU = achieved FLOP/s / (peak FLOP/s x
 devices); the peak is looked up by device kind (H100/H200: 989 TFLOP/s bf16 dense) or given by --peak_tflops.
-Random token batches; the first --warmup steps are not timed. Prints the device, configuration and figures.
+Random token batches; the first --warmup steps are not timed. Prints the device, configuration and figures,
+and the compiled step's memory report (argument, output and temporary bytes per device). --batch takes a
+comma-separated list for a scaling sweep (one compile per batch size), e.g. with --mesh=meshes/cpu_fake8.gin
+(8 fake CPU devices; set XLA_FLAGS=--xla_force_host_platform_device_count=8) to see per-device memory shrink.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def main() -> None:
   ap.add_argument("--gin_model", default="models/t5_tiny.gin")
   ap.add_argument("--gin", action="append", default=["T5Config.vocab_size = 3072"], help="extra Gin binding")
   ap.add_argument("--mesh", default="meshes/cpu.gin")
-  ap.add_argument("--batch", type=int, default=32)
+  ap.add_argument("--batch", default="32", help="batch size, or a comma-separated list for a sweep")
   ap.add_argument("--input_length", type=int, default=256)
   ap.add_argument("--target_length", type=int, default=64)
   ap.add_argument("--steps", type=int, default=10)
@@ -62,8 +65,22 @@ def main() -> None:
   state, _ = partitioner.init_state(init_fn, jax.random.PRNGKey(0), specs)
   with partitioner.context():
     state_sh = partitioner.state_shardings(jax.eval_shape(init_fn, jax.random.PRNGKey(0)), specs)
+  dev = jax.devices()[0]
+  n_dev = len(partitioner.mesh.devices.flat)
+  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+  print(f"device: {n_dev} x {getattr(dev, 'device_kind', dev.platform)} ({dev.platform}); "
+        f"mesh {dict(partitioner.mesh.shape)}")
+  print(f"model: {args.gin_model} ({n_params / 1e6:.1f} M params, dtype {config.dtype}); "
+        f"{args.input_length} in + {args.target_length} out tokens per example")
+  peak = peak_tflops(dev, args.peak_tflops)
+  for batch_size in [int(b) for b in str(args.batch).split(",")]:
+    state = time_batch(args, batch_size, config, partitioner, model, tx, schedule, state, state_sh, n_params,
+                       n_dev, peak)
+
+
+def time_batch(args, batch_size, config, partitioner, model, tx, schedule, state, state_sh, n_params, n_dev, peak):
   rng = np.random.default_rng(0)
-  ids = lambda n: rng.integers(3, config.vocab_size, size=(args.batch, n)).astype(np.int32)
+  ids = lambda n: rng.integers(3, config.vocab_size, size=(batch_size, n)).astype(np.int32)
   batch = make_enc_dec_batch(ids(args.input_length), ids(args.target_length))
   batch_sh = partitioner.batch_shardings(batch)
   step = partitioner.jit(functools.partial(sft.sft_train_step, model=model, tx=tx, schedule=schedule),
@@ -75,8 +92,8 @@ def main() -> None:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  tokens = args.batch * (args.input_length + args.target_length)
+  mem = compiled.memory_analysis()
+  tokens = batch_size * (args.input_length + args.target_length)
   rule_flops = 6.0 * n_params * tokens
   device_batch = partitioner.put_batch(batch)
   times = []
@@ -87,21 +104,19 @@ def main() -> None:
     if i >= args.warmup:
       times.append(time.perf_counter() - t)
   sec = statistics.median(times)
-  dev = jax.devices()[0]
-  n_dev = len(partitioner.mesh.devices.flat)
-  print(f"device: {n_dev} x {getattr(dev, 'device_kind', dev.platform)} ({dev.platform}); mesh {dict(partitioner.mesh.shape)}")
-  print(f"model: {args.gin_model} ({n_params / 1e6:.1f} M params, dtype {config.dtype}); batch {args.batch} x "
-        f"({args.input_length} in + {args.target_length} out) = {tokens} tokens/step; compile {compile_s:.1f} s")
-  print(f"step: median {sec * 1e3:.1f} ms over {args.steps} steps (min {min(times) * 1e3:.1f}); "
-        f"{tokens / sec:,.0f} tokens/s; {1 / sec:.2f} steps/s")
-  print(f"FLOPs/step: XLA cost analysis {xla_flops / 1e12:.3f} T; 6 x params x tokens {rule_flops / 1e12:.3f} T; "
+  print(f"batch {batch_size}: {tokens} tokens/step, compile {compile_s:.1f} s; step median {sec * 1e3:.1f} ms "
+        f"over {args.steps} (min {min(times) * 1e3:.1f}); {tokens / sec:,.0f} tokens/s; {1 / sec:.2f} steps/s")
+  if mem is not None:
+    print(f"  memory per device: arguments {mem.argument_size_in_bytes / 2**20:.1f} MiB, outputs "
+          f"{mem.output_size_in_bytes / 2**20:.1f} MiB, temporaries {mem.temp_size_in_bytes / 2**20:.1f} MiB")
+  print(f"  FLOPs/step: XLA cost analysis {xla_flops / 1e12:.3f} T; 6 x params x tokens {rule_flops / 1e12:.3f} T; "
         f"achieved {xla_flops / sec / 1e12:.2f} TFLOP/s")
-  peak = peak_tflops(dev, args.peak_tflops)
   if peak:
-    print(f"MFU: {xla_flops / sec / (peak * 1e12 * n_dev):.1%} of {peak:.0f} TFLOP/s x {n_dev} (XLA FLOPs); "
+    print(f"  MFU: {xla_flops / sec / (peak * 1e12 * n_dev):.1%} of {peak:.0f} TFLOP/s x {n_dev} (XLA FLOPs); "
           f"{rule_flops / sec / (peak * 1e12 * n_dev):.1%} (6ND rule)")
   else:
-    print("MFU: no bf16 peak known for this device (pass --peak_tflops)")
+    print("  MFU: no bf16 peak known for this device (pass --peak_tflops)")
+  return state
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from mtpo_jax.models.t5 import T5, shift_right
@@ -91,6 +92,17 @@ def _chunks(tree: Any, k: int) -> Any:
   return jax.tree.map(lambda x: jnp.swapaxes(x.reshape((x.shape[0] // k, k) + x.shape[1:]), 0, 1), tree)
 
 
+def microbatch_order(num_rows: int, microbatch_rows: int) -> np.ndarray:
+  """[N] int positions: row r of a batch goes to position (r // mb) + (r % mb) * k (k = N / mb microbatches), so
+  the strided microbatch j of `_chunks` holds rows j*mb .. (j+1)*mb - 1. Real rows come first in a padded batch,
+  so they fill the leading microbatches and the trailing all-padding ones are skipped by the step."""
+  mb = microbatch_rows if 0 < microbatch_rows < num_rows else num_rows
+  if num_rows % mb:
+    raise ValueError(f"microbatch_rows = {mb} does not divide the {num_rows} rows of the batch")
+  r = np.arange(num_rows)
+  return (r // mb + (r % mb) * (num_rows // mb)).astype(np.int32)
+
+
 def _unchunk(x: jax.Array) -> jax.Array:
   """Inverse of `_chunks` for one array: [k, N / k, ...] -> [N, ...]."""
   return jnp.swapaxes(x, 0, 1).reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
@@ -98,12 +110,18 @@ def _unchunk(x: jax.Array) -> jax.Array:
 
 def _accumulate(loss_fn, params: Any, chunked: Any, k: int):
   """Sum over the k chunks of value_and_grad(loss_fn)(params, chunk) (loss_fn returns (loss, aux [n, ...]));
-  returns (loss, aux [N, ...] in row order, grads). One chunk at a time (lax.scan), so only its activations live."""
+  returns (loss, aux [N, ...] in row order, grads). One chunk at a time (lax.scan), so only its activations live;
+  a chunk with no real row (mask all 0) contributes exactly 0 and is not computed (lax.cond)."""
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  first = jax.tree.map(lambda x: x[0], chunked)
+  (_, aux_shape), _ = jax.eval_shape(grad_fn, params, first)
 
   def body(carry, chunk):
     loss, grads = carry
-    (l, aux), g = grad_fn(params, chunk)
+    compute = lambda c: grad_fn(params, c)
+    skip = lambda c: ((jnp.zeros((), jnp.float32), jnp.zeros(aux_shape.shape, aux_shape.dtype)),
+                      jax.tree.map(jnp.zeros_like, params))
+    (l, aux), g = jax.lax.cond(chunk["mask"].sum() > 0, compute, skip, chunk)
     return (loss + l, jax.tree.map(jnp.add, grads, g)), aux
 
   zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
@@ -127,11 +145,16 @@ def actor_critic_step(state: ActorCriticState, batch: dict[str, jax.Array], froz
 
   # CRITIC ON EVERY STATE, THEN GAE OVER TURNS (forward passes only, one microbatch at a time)
   v_apply = lambda p, r: value.apply({"params": p}, r["encoder_ids"])
-  v_rows = _unchunk(jax.lax.map(functools.partial(v_apply, state.value.params), _chunks(rows, k)))
+  rows_m = {**rows, "mask": batch["row_mask"]}
+  v_chunk = lambda c: jax.lax.cond(c["mask"].sum() > 0, functools.partial(v_apply, state.value.params),
+                                   lambda c: jnp.zeros(c["mask"].shape, jnp.float32), c)
+  v_rows = _unchunk(jax.lax.map(v_chunk, _chunks(rows_m, k)))
   rewards = batch["rewards"]
   if hp.kl_in_reward:
-    kl_now = _unchunk(jax.lax.map(lambda r: policy_turn_terms(state.policy.params, frozen["reference"], r,
-                                                              policy)[1], _chunks(rows, k)))
+    kl_chunk = lambda c: jax.lax.cond(
+        c["mask"].sum() > 0, lambda c: policy_turn_terms(state.policy.params, frozen["reference"], c, policy)[1],
+        lambda c: jnp.zeros(c["mask"].shape, jnp.float32), c)
+    kl_now = _unchunk(jax.lax.map(kl_chunk, _chunks(rows_m, k)))
     rewards = rewards - hp.alpha * rows_to_turns(jax.lax.stop_gradient(kl_now), turn_rows, turn_mask)
   v_turns = rows_to_turns(jax.lax.stop_gradient(v_rows), turn_rows, turn_mask)
   advantages, targets = adv.turn_gae(rewards, v_turns, turn_mask, hp.gamma, hp.lam)

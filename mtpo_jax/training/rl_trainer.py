@@ -251,9 +251,7 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   turns = 1 if spec.single_turn else max_agent_turns
   num_conversations = contexts_per_batch * spec.copies
   num_rows = bucket(num_conversations * turns, max(16, partitioner.mesh.size))
-  if hparams.microbatch_rows and num_rows % min(hparams.microbatch_rows, num_rows):
-    raise ValueError(f"ActorCriticHParams.microbatch_rows = {hparams.microbatch_rows} must divide the {num_rows} "
-                     "padded rows of a batch (use a power of two)")
+  order = ac.microbatch_order(num_rows, hparams.microbatch_rows)  # ValueError if it does not divide num_rows
   row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask")
   batch_sh = {k: partitioner.data_sharding(1 if k == "row_mask" else 2) for k in row_keys}
   # [C, T] bookkeeping is tiny and C need not divide the data axis: replicate it.
@@ -282,8 +280,12 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
       rewards = rw.terminal_rewards(scores, batch.turn_mask)
       t2 = time.time()
       padded = batch.padded(num_rows)
-      device_batch = {k: padded[k] for k in row_keys}
-      device_batch.update(turn_rows=batch.turn_rows, turn_mask=batch.turn_mask, rewards=rewards)
+      # real rows into the leading microbatches (the step skips the all-padding ones)
+      device_batch = {k: np.zeros_like(padded[k]) for k in row_keys}
+      for k in row_keys:
+        device_batch[k][order] = padded[k]
+      turn_rows = np.where(batch.turn_rows >= 0, order[np.maximum(batch.turn_rows, 0)], -1).astype(np.int32)
+      device_batch.update(turn_rows=turn_rows, turn_mask=batch.turn_mask, rewards=rewards)
       state, metrics = step(state, partitioner.put_batch(device_batch, batch_sh), frozen)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       t3 = time.time()

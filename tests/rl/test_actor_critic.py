@@ -135,3 +135,37 @@ def test_microbatch_must_divide_the_rows():
   with pytest.raises(ValueError, match="does not divide the 3 rows"):
     ac.actor_critic_step(state, _batch([[0.0, 1.0], [0.0, 0.0]]), {"reference": state.policy.params}, hp=hp,
                          policy=policy, value=value, policy_tx=optax.sgd(0.1), value_tx=optax.sgd(0.1))
+
+
+def test_microbatch_order_puts_real_rows_first_and_padding_chunks_are_skipped():
+  """With rows placed by microbatch_order, strided chunk j holds rows j*mb..(j+1)*mb-1; a batch whose last
+  chunks are all padding (skipped by lax.cond) still gives the full-batch update."""
+  order = ac.microbatch_order(8, 2)
+  placed = np.empty(8, np.int64)
+  placed[order] = np.arange(8)
+  chunks = np.asarray(ac._chunks(jnp.asarray(placed), 4))
+  np.testing.assert_array_equal(chunks, [[0, 1], [2, 3], [4, 5], [6, 7]])
+  rs = np.random.RandomState(5)
+  base = {"encoder_ids": rs.randint(3, 32, (8, 6)).astype(np.int32),
+          "decoder_ids": rs.randint(3, 32, (8, 4)).astype(np.int32), "token_mask": np.ones((8, 4), np.float32), "row_mask": np.array([1, 1, 1, 0, 0, 0, 0, 0], np.float32)}
+  turns = {"turn_rows": np.array([[0, 1], [2, -1]], np.int32), "turn_mask": np.array([[1.0, 1.0], [1.0, 0.0]]),
+           "rewards": np.array([[0.0, 1.0], [-1.0, 0.0]], np.float32)}
+  ordered = {k: np.zeros_like(v) for k, v in base.items()}
+  for k, v in base.items():
+    ordered[k][order] = v
+  ordered_turns = dict(turns, turn_rows=np.where(turns["turn_rows"] >= 0, order[np.maximum(turns["turn_rows"], 0)],
+                                                 -1).astype(np.int32))
+  results = []
+  for mb, rows, tr in ((0, base, turns), (2, ordered, ordered_turns)):
+    policy, value = T5(CONFIG), T5Value(CONFIG)
+    state, _, _, _ = _setup(lr=0.1, alpha=0.05)
+    hp = ac.ActorCriticHParams(alpha=0.05, policy_delay=0, microbatch_rows=mb)
+    tx = optax.sgd(0.1)
+    batch = {k: jnp.asarray(v) for k, v in {**rows, **tr}.items()}
+    results.append(jax.jit(lambda s, b, f: ac.actor_critic_step(s, b, f, hp=hp, policy=policy, value=value,
+                                                               policy_tx=tx, value_tx=tx))(
+        state, batch, {"reference": state.policy.params}))
+  (full, m_full), (micro, m_micro) = results
+  for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(micro)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+  assert float(m_micro["value_loss"]) == pytest.approx(float(m_full["value_loss"]), rel=1e-5)
