@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -178,8 +179,7 @@ class Runner:
     for src, dst in stage.copy_in:
       if os.path.exists(src) and not os.path.exists(dst):
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-        with open(src, "rb") as fi, open(dst + ".tmp", "wb") as fo:
-          fo.write(fi.read())
+        shutil.copyfile(src, dst + ".tmp")
         os.replace(dst + ".tmp", dst)
     self.echo(f"[pipeline] {self._clock(t_start)} start {stage.name}")
     t0 = time.time()

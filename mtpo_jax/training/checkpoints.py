@@ -97,6 +97,21 @@ def load_params(directory: str, step: int | None = None) -> Any:
   return jax.tree.map(jax.device_get, restored.state["params"])
 
 
+def load_t5_params(directory: str, config: Any, what: str = "checkpoint", config_name: str = "its T5Config") -> Any:
+  """`load_params` of a T5 checkpoint (host arrays), checked against the shapes `T5(config)` initialises;
+  ValueError naming `what`, the directory and `config_name` when they differ (another size or layer count)."""
+  import flax.linen as nn
+  import numpy as np
+  from mtpo_jax.models.t5 import T5
+  params = load_params(directory)
+  model, x = T5(config), np.ones((1, 4), np.int32)
+  want = jax.tree.map(lambda a: a.shape, nn.unbox(jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x)["params"]))
+  have = jax.tree.map(lambda a: tuple(np.shape(a)), params)
+  if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
+    raise ValueError(f"the {what} {directory} does not match {config_name} (different shapes or layers)")
+  return params
+
+
 def restore_target(abstract: Any, shardings: Any) -> Any:
   """Abstract arrays carrying their shardings: what `Checkpointer.restore` needs to restore sharded."""
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)

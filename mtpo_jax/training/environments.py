@@ -46,19 +46,13 @@ def learned_student(checkpoint: str, config: T5Config, vocab: Vocabulary, *, inp
   """The paper's environment model (digest A9 step 2): a T5 student SFT'd on student turns
   (`education_student_sft_split`), from its run's checkpoints directory; `config` must match it (the pipeline
   gives teacher and student one T5Config). CheckpointError if missing, ValueError on a shape mismatch."""
-  import flax.linen as nn
   import jax
-  import numpy as np
   from mtpo_jax.envs.learned_student import LearnedStudent
   from mtpo_jax.models.decoding import SamplingConfig
   from mtpo_jax.models.t5 import T5
-  from mtpo_jax.training.checkpoints import load_params
-  params = load_params(checkpoint)
-  model, x = T5(config), np.ones((1, 4), np.int32)
-  want = jax.tree.map(lambda a: a.shape, nn.unbox(jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x)["params"]))
-  if jax.tree.map(lambda a: tuple(np.shape(a)), params) != want:
-    raise ValueError(f"the student checkpoint {checkpoint} does not match the T5Config (different shapes or layers)")
-  return LearnedStudent(model, jax.device_put(params), vocab,
+  from mtpo_jax.training.checkpoints import load_t5_params
+  params = load_t5_params(checkpoint, config, "student checkpoint")
+  return LearnedStudent(T5(config), jax.device_put(params), vocab,
                         SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature),
                         input_length=input_length, seed=seed)
 

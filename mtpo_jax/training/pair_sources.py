@@ -38,7 +38,6 @@ import os
 import zlib
 from typing import Any, Callable, NamedTuple, Sequence
 
-import flax.linen as nn
 import jax
 import numpy as np
 
@@ -52,7 +51,7 @@ from mtpo_jax.oracles.base import Judge
 from mtpo_jax.oracles.rubric import RubricJudge
 from mtpo_jax.training import environments
 from mtpo_jax.training import rollout as ro
-from mtpo_jax.training.checkpoints import load_params
+from mtpo_jax.training.checkpoints import load_t5_params
 from mtpo_jax.types import Context, Conversation, Turn
 
 Pair = tuple[Conversation, Conversation, float]  # (conversation a, conversation b, judge's P(a > b))
@@ -113,13 +112,7 @@ def make_policy(params: Any, policy_config: T5Config, vocab: Vocabulary, *, inpu
 def load_policy(policy_checkpoint: str, policy_config: T5Config, vocab: Vocabulary, *, input_length: int,
                 max_turn_tokens: int, temperature: float) -> ro.TurnPolicy:
   """`make_policy` from a policy (SFT) run's checkpoints directory; CheckpointError if it is missing."""
-  params = load_params(policy_checkpoint)
-  model, x = T5(policy_config), np.ones((1, 4), np.int32)
-  want = jax.tree.map(lambda a: a.shape, nn.unbox(jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x)["params"]))
-  have = jax.tree.map(lambda a: tuple(np.shape(a)), params)
-  if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
-    raise ValueError(f"the policy checkpoint {policy_checkpoint} does not match policy_config (different shapes "
-                     "or layers)")
+  params = load_t5_params(policy_checkpoint, policy_config, "policy checkpoint", "policy_config")
   return make_policy(params, policy_config, vocab, input_length=input_length, max_turn_tokens=max_turn_tokens,
                      temperature=temperature)
 
