@@ -26,7 +26,11 @@ def pack_ids(seqs: Sequence[Sequence[int]], length: int, truncate_left: bool, ad
 
 
 class SFTBatches:
-  """Encoder inputs are truncated from the left (the newest context matters most), targets from the right."""
+  """Encoder inputs are truncated from the left (the newest context matters most), targets from the right.
+
+  `batch(i, rows)` returns only rows `rows` (a slice of the global batch, e.g. this process's block under
+  jax.distributed) and tokenizes only the examples those rows hold, so each process encodes its own shard.
+  """
 
   def __init__(self, pairs: Sequence[tuple[str, str]], vocab: Vocabulary, batch_size: int, input_length: int,
                target_length: int, seed: int = 0):
@@ -34,23 +38,42 @@ class SFTBatches:
       raise ValueError("SFT data is empty")
     if batch_size <= 0:
       raise ValueError(f"batch_size must be positive, got {batch_size}")
+    self.pairs, self.vocab = list(pairs), vocab
     self.batch_size, self.seed = batch_size, seed
-    self.inputs = pack_ids(vocab.encode_batch([p[0] for p in pairs]), input_length, True, True)
-    self.targets = pack_ids(vocab.encode_batch([p[1] for p in pairs]), target_length, False, True)
+    self.input_length, self.target_length = input_length, target_length
+    self._encoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
   def __len__(self) -> int:
-    return len(self.inputs)
+    return len(self.pairs)
+
+  @property
+  def inputs(self) -> np.ndarray:
+    """[N, input_length] encoder ids of every example (encodes them all)."""
+    return self._rows(np.arange(len(self)))[0]
+
+  def _rows(self, examples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    todo = sorted({int(e) for e in examples} - self._encoded.keys())
+    if todo:
+      ins = pack_ids(self.vocab.encode_batch([self.pairs[e][0] for e in todo]), self.input_length, True, True)
+      outs = pack_ids(self.vocab.encode_batch([self.pairs[e][1] for e in todo]), self.target_length, False, True)
+      self._encoded.update((e, (i, o)) for e, i, o in zip(todo, ins, outs))
+    if not len(examples):
+      return (np.zeros((0, self.input_length), np.int32), np.zeros((0, self.target_length), np.int32))
+    return (np.stack([self._encoded[int(e)][0] for e in examples]),
+            np.stack([self._encoded[int(e)][1] for e in examples]))
 
   def _order(self, epoch: int) -> np.ndarray:
     return np.random.default_rng([self.seed, epoch]).permutation(len(self))
 
-  def batch(self, index: int) -> dict[str, np.ndarray]:
+  def batch(self, index: int, rows: slice | None = None) -> dict[str, np.ndarray]:
+    """Global batch `index` (a pure function of (seed, index)), or only its rows `rows`."""
     n = len(self)
-    start = index * self.batch_size
-    positions = range(start, start + self.batch_size)
+    positions = list(range(index * self.batch_size, (index + 1) * self.batch_size))
+    if rows is not None:
+      positions = positions[rows]
     orders = {e: self._order(e) for e in {p // n for p in positions}}
-    rows = [orders[p // n][p % n] for p in positions]
-    return make_enc_dec_batch(self.inputs[rows], self.targets[rows])
+    examples = np.array([orders[p // n][p % n] for p in positions], np.int64)
+    return make_enc_dec_batch(*self._rows(examples))
 
 
 def make_enc_dec_batch(inputs: np.ndarray, targets: np.ndarray, start_id: int = PAD_ID) -> dict[str, np.ndarray]:

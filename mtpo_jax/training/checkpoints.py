@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -80,9 +81,10 @@ def restore_checkpoint(manager: ocp.CheckpointManager, directory: str, abstract_
   return restored.state, dict(restored.meta)
 
 
-def load_params(directory: str, step: int | None = None) -> Any:
-  """Only the parameters of a trainer checkpoint, as host arrays (e.g. to initialise a value model from a
-  policy, or to load the SFT reference policy); the caller places them on its mesh."""
+def load_arrays(directory: str, step: int | None = None) -> Any:
+  """The whole saved state of a trainer checkpoint (the latest step unless `step`) as a tree of numpy arrays.
+  Reads checkpoints written on any topology (another device count, several processes): each array is restored
+  whole on the host, whatever its sharding was."""
   if not os.path.isdir(directory):
     raise CheckpointError(f"checkpoint directory {directory} does not exist")
   manager = ocp.CheckpointManager(os.path.abspath(directory))
@@ -90,11 +92,28 @@ def load_params(directory: str, step: int | None = None) -> Any:
   if not steps:
     raise CheckpointError(f"no checkpoint found in {directory}")
   step = max(steps) if step is None else step
+  if step not in steps:
+    raise CheckpointError(f"checkpoint step {step} not found in {directory}; available: {sorted(steps)}")
+  path = os.path.join(os.path.abspath(directory), str(step), "state")
   try:
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    checkpointer = ocp.PyTreeCheckpointer()
+    tree = checkpointer.metadata(path)
+    tree = getattr(tree, "item_metadata", tree)  # orbax wraps the tree metadata differently across versions
+    tree = getattr(tree, "tree", tree)
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    return checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=as_numpy))
   except Exception as e:  # orbax raises many types
+    gc.collect()
     raise CheckpointError(f"checkpoint {directory}/{step} is unreadable ({type(e).__name__}: {e})") from e
-  return jax.tree.map(jax.device_get, restored.state["params"])
+
+
+def load_params(directory: str, step: int | None = None) -> Any:
+  """Only the parameters of a trainer checkpoint, as host arrays (e.g. to initialise a value model from a
+  policy, or to load the SFT reference policy); the caller places them on its mesh (`load_arrays`)."""
+  restored = load_arrays(directory, step)
+  if "params" not in restored:
+    raise CheckpointError(f"checkpoint {directory} holds no 'params' (keys: {sorted(restored)})")
+  return restored["params"]
 
 
 def load_t5_params(directory: str, config: Any, what: str = "checkpoint", config_name: str = "its T5Config") -> Any:

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtpo_jax import partitioning
+from mtpo_jax import distributed, partitioning
 from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import Sampler, SamplingConfig
@@ -170,7 +170,7 @@ def _ppo_phase(state, step_fn, frozen, sampler: Sampler, partitioner: partitioni
                                                                    replace=len(states) < batch_size)
     keys = np.stack([ro.conversation_key(seed, iteration, f"ppo-{k}", j, 0) for j in range(batch_size)])
     t0 = time.time()
-    out = sampler(state.policy.params, states[rows], jnp.asarray(keys))
+    out = sampler(distributed.host_local_params(state.policy.params), states[rows], jnp.asarray(keys))
     mask = (np.arange(out.tokens.shape[1])[None] < out.lengths[:, None]).astype(np.float32)
     batch = {"encoder_ids": states[rows], "decoder_ids": out.tokens.astype(np.int32), "token_mask": mask}
     batch["q_ids"] = ppo.q_input_ids(batch["encoder_ids"], batch["decoder_ids"], mask, q_length)
@@ -320,8 +320,10 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, env_name: st
       os.makedirs(directory, exist_ok=True)
       # COLLECT: deploy pi_i
       contexts = environments.contexts(env_name, conversations_per_iteration, seed + 1000 * (i + 1), "train")
-      collect = lambda: _collect(env, turn_policy.with_params(state.policy.params), contexts, contexts_per_collect,
-                                 seed, i)
+      # every process plays every context (identical data; the Q fit and PPO batches are then global batches
+      # that each process holds whole), decoding on its own devices
+      collect = lambda: _collect(env, turn_policy.with_params(distributed.host_local_params(state.policy.params)),
+                                 contexts, contexts_per_collect, seed, i)
       data, metrics = _collect_phase(directory, fingerprint, collect, reward, gamma, q_holdout_fraction, seed, i)
       metrics = dict(metrics)
 

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtpo_jax import partitioning
+from mtpo_jax import distributed, partitioning
 from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import Sampler, SamplingConfig, bucket
@@ -101,8 +101,9 @@ def judge_rewards(judge: Any, conversations: Sequence[Conversation]) -> np.ndarr
 
 
 def win_rate(judge: Judge, a: Sequence[Conversation], b: Sequence[Conversation]) -> tuple[float, float]:
-  """Mean P(a_i better than b_i) and the half-width of its 95% normal interval."""
-  p = judge.preference(list(a), list(b))
+  """Mean P(a_i better than b_i) and the half-width of its 95% normal interval, over the conversations of
+  every process (each judges its own block; the preferences are gathered in process order)."""
+  p = distributed.gather_rows(np.asarray(judge.preference(list(a), list(b)), np.float64))
   return float(p.mean()), float(1.96 * p.std(ddof=1) / np.sqrt(len(p))) if len(p) > 1 else float("nan")
 
 
@@ -156,7 +157,7 @@ class _Rollouts:
       return ro.collect(self.env, policy, contexts, copies=self.spec.copies, seed=self.seed, iteration=iteration)
     logged = ro.collect(self.env, self.policy(reference, reference, explore=False), contexts, seed=self.seed + 1,
                         iteration=iteration)
-    starts = ro.logged_states(logged.conversations, np.random.default_rng([self.seed, iteration]))
+    starts = ro.logged_states(logged.conversations, (self.seed, iteration))
     batch = ro.collect(self.env, policy, starts=starts, copies=self.spec.copies, seed=self.seed,
                        iteration=iteration, max_new_agent_turns=1)
     for k in ("decode_s", "env_s"):
@@ -180,13 +181,38 @@ class _Rollouts:
 def _score(spec: AlgorithmSpec, judge: Any, batch: ro.RolloutBatch,
            judged: Sequence[Conversation]) -> tuple[np.ndarray, dict[str, float]]:
   """Per-conversation scores [C] of `judged` (the batch's conversations, or their continuations) and judge
-  diagnostics."""
+  diagnostics over every process's batch."""
   if spec.feedback == "preference":
     pairs = batch.pair_indices()
     prefs = judge.preference([judged[i] for i in pairs[:, 0]], [judged[j] for j in pairs[:, 1]])
-    return rw.pair_scores(prefs, pairs, len(judged)), rw.preference_spread(prefs)
+    return rw.pair_scores(prefs, pairs, len(judged)), rw.preference_spread(distributed.gather_rows(prefs))
   scores = judge_rewards(judge, judged)
-  return scores, {"reward_mean": float(scores.mean()), "reward_std": float(scores.std())}
+  every = distributed.gather_rows(scores)
+  return scores, {"reward_mean": float(every.mean()), "reward_std": float(every.std())}
+
+
+def update_batch(batch: ro.RolloutBatch, rewards: np.ndarray, num_rows: int, rows: slice,
+                 microbatches: int) -> dict[str, np.ndarray]:
+  """This process's part of the actor-critic batch (rl.actor_critic.actor_critic_step's layout).
+
+  Row arrays: this process's block `rows` of the global `num_rows` rows, its real rows placed in the leading
+  `microbatches` strided microbatches (`microbatch_order`, so the step skips all-padding ones). [C, T] arrays
+  (turn_rows pointing at global row positions, turn_mask, rewards): every process's conversations, in process
+  order, which is the global context order."""
+  local_rows = rows.stop - rows.start
+  if local_rows % microbatches:
+    raise ValueError(f"the {local_rows} rows of each process do not split into {microbatches} microbatches; "
+                     "make microbatch_rows divisible by the number of processes")
+  order = ac.microbatch_order(local_rows, local_rows // microbatches)
+  padded = batch.padded(local_rows)
+  out = {}
+  for k in ("encoder_ids", "decoder_ids", "token_mask", "row_mask"):
+    out[k] = np.zeros_like(padded[k])
+    out[k][order] = padded[k]
+  turn_rows = np.where(batch.turn_rows >= 0, rows.start + order[np.maximum(batch.turn_rows, 0)], -1)
+  out.update(turn_rows=distributed.gather_rows(turn_rows.astype(np.int32)),
+             turn_mask=distributed.gather_rows(batch.turn_mask), rewards=distributed.gather_rows(rewards))
+  return out
 
 
 def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo",
@@ -230,6 +256,7 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
                  "contexts_per_batch": contexts_per_batch, "seed": seed}
   ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
   start = 0
+  distributed.process_slice(contexts_per_batch, "contexts_per_batch", divisible=True)  # fail before any work
   if ckpt.latest_step() is not None:
     target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
     restored, meta = ckpt.restore({"state": target, "reference": target.policy.params})
@@ -251,7 +278,9 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   turns = 1 if spec.single_turn else max_agent_turns
   num_conversations = contexts_per_batch * spec.copies
   num_rows = bucket(num_conversations * turns, max(16, partitioner.mesh.size))
-  order = ac.microbatch_order(num_rows, hparams.microbatch_rows)  # ValueError if it does not divide num_rows
+  ac.microbatch_order(num_rows, hparams.microbatch_rows)  # ValueError if it does not divide num_rows
+  microbatches = num_rows // (hparams.microbatch_rows if 0 < hparams.microbatch_rows < num_rows else num_rows)
+  rows = partitioner.batch_rows(num_rows)  # this process's block of the update's rows
   row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask")
   batch_sh = {k: partitioner.data_sharding(1 if k == "row_mask" else 2) for k in row_keys}
   # [C, T] bookkeeping is tiny and C need not divide the data axis: replicate it.
@@ -260,7 +289,9 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
                                            policy_tx=tx_p, value_tx=tx_v),
                          in_shardings=(shardings, batch_sh, {"reference": shardings.policy.params}),
                          out_shardings=(shardings, partitioner.replicated), donate_argnums=0)
-  eval_ctx = environments.contexts(env_name, eval_contexts, seed, "eval")
+  eval_ctx = distributed.split_for_process(environments.contexts(env_name, eval_contexts, seed, "eval"),
+                                          "eval_contexts")
+  local_reference = distributed.host_local_params(frozen["reference"])  # rollouts run on local devices only
   reference_eval: list[Conversation] | None = None
   writer = MetricsWriter(model_dir)
   bar = progress(num_iterations, initial=start, desc=algorithm)
@@ -268,49 +299,49 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   try:
     for it in range(start, num_iterations):
       t0 = time.time()
-      contexts = environments.contexts(env_name, contexts_per_batch, seed + 1000 * (it + 1), "train")
-      batch = rollouts.collect(state.policy.params, frozen["reference"], contexts, it)
+      # each process plays its block of the contexts (conversation keys are per context: same conversations
+      # whichever process plays them)
+      contexts = distributed.split_for_process(
+          environments.contexts(env_name, contexts_per_batch, seed + 1000 * (it + 1), "train"))
+      local_params = distributed.host_local_params(state.policy.params)
+      batch = rollouts.collect(local_params, local_reference, contexts, it)
       t1 = time.time()
       judged = batch.conversations
       if value_rollouts:
-        judged = rollouts.finish_with_reference(batch, frozen["reference"], it)
+        judged = rollouts.finish_with_reference(batch, local_reference, it)
       elif spec.single_turn:  # a turn-level judge sees the state and the new turn, not the student's reply
         judged = [ro.through_last_agent_turn(c) for c in judged]
       scores, judge_metrics = _score(spec, judge, batch, judged)
       rewards = rw.terminal_rewards(scores, batch.turn_mask)
       t2 = time.time()
-      padded = batch.padded(num_rows)
-      # real rows into the leading microbatches (the step skips the all-padding ones)
-      device_batch = {k: np.zeros_like(padded[k]) for k in row_keys}
-      for k in row_keys:
-        device_batch[k][order] = padded[k]
-      turn_rows = np.where(batch.turn_rows >= 0, order[np.maximum(batch.turn_rows, 0)], -1).astype(np.int32)
-      device_batch.update(turn_rows=turn_rows, turn_mask=batch.turn_mask, rewards=rewards)
-      state, metrics = step(state, partitioner.put_batch(device_batch, batch_sh), frozen)
+      local_batch = update_batch(batch, rewards, num_rows, rows, microbatches)
+      state, metrics = step(state, partitioner.put_process_batch(local_batch, num_rows, batch_sh), frozen)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       t3 = time.time()
       if not all(np.isfinite(v) for v in metrics.values()):
         raise FloatingPointError(f"non-finite metrics at iteration {it + 1}: {metrics}; nothing was saved; last "
                                  f"good checkpoint: {ckpt.latest_step()} in {ckpt.directory}")
       sampled = batch.timings["sampled_tokens"]
-      metrics.update(judge_metrics, conversation_turns=float(batch.num_agent_turns.mean()),
-                     end_marker_rate=float(batch.ended_with_marker.mean()),
-                     prompt_truncated_rate=float(batch.prompt_truncated.mean()),
+      metrics.update(judge_metrics,
+                     conversation_turns=float(distributed.gather_rows(batch.num_agent_turns).mean()),
+                     end_marker_rate=float(distributed.gather_rows(batch.ended_with_marker).mean()),
+                     prompt_truncated_rate=float(distributed.gather_rows(batch.prompt_truncated).mean()),
                      collect_s=t1 - t0, decode_s=batch.timings["decode_s"], environment_s=batch.timings["env_s"],
                      judge_s=t2 - t1, update_s=t3 - t2,
                      decode_tokens_per_s=sampled / max(batch.timings["decode_s"], 1e-9),
-                     update_tokens_per_s=float(padded["token_mask"].sum()) / max(t3 - t2, 1e-9))
+                     update_tokens_per_s=float(distributed.gather_rows(batch.token_mask).sum()) / max(t3 - t2, 1e-9))
       done = it + 1
       if done % eval_every == 0 or done == num_iterations:
-        evaluator = rollouts.policy(state.policy.params, None, explore=False)
+        evaluator = rollouts.policy(distributed.host_local_params(state.policy.params), None, explore=False)
         ours = ro.collect(env, evaluator, eval_ctx, seed=seed + 1, iteration=-1).conversations
         if reference_eval is None:  # mu is fixed: play its evaluation conversations once
-          reference_eval = ro.collect(env, evaluator.with_params(frozen["reference"]), eval_ctx, seed=seed + 1,
+          reference_eval = ro.collect(env, evaluator.with_params(local_reference), eval_ctx, seed=seed + 1,
                                       iteration=-1).conversations
         metrics["win_rate_vs_reference"], metrics["win_rate_ci95"] = win_rate(eval_judge, ours, reference_eval)
         if hasattr(eval_judge, "rewards") or hasattr(eval_judge, "score"):
-          metrics["eval_reward"] = float(judge_rewards(eval_judge, ours).mean())
-          metrics["eval_reward_reference"] = float(judge_rewards(eval_judge, reference_eval).mean())
+          metrics["eval_reward"] = float(distributed.gather_rows(judge_rewards(eval_judge, ours)).mean())
+          metrics["eval_reward_reference"] = float(
+              distributed.gather_rows(judge_rewards(eval_judge, reference_eval)).mean())
       last = writer.write(done, metrics)
       bar.set_postfix(v_loss=f"{metrics['value_loss']:.3f}", kl=f"{metrics['kl_to_reference']:.3f}")
       bar.update(1)

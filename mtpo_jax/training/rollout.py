@@ -315,10 +315,17 @@ def state_before(conversation: Conversation, agent_turn: int) -> Conversation:
   return dataclasses.replace(conversation, turns=conversation.turns[:index], done=False)
 
 
-def logged_states(conversations: Sequence[Conversation], rng: np.random.Generator) -> list[Conversation]:
+def logged_states(conversations: Sequence[Conversation], rng: np.random.Generator | tuple[int, int]
+                  ) -> list[Conversation]:
   """One state per conversation, at an agent turn drawn uniformly from those it has (digest A8: single-turn
-  data; the draw is [NOT FOUND] in the paper)."""
-  return [state_before(c, int(rng.integers(c.num_agent_turns))) for c in conversations if c.num_agent_turns]
+  data; the draw is [NOT FOUND] in the paper). rng: one generator drawn in order, or (seed, iteration) for one
+  generator per conversation named by its context id, so a draw does not depend on the batch or the process."""
+  def draw(c: Conversation) -> int:
+    if isinstance(rng, np.random.Generator):
+      return int(rng.integers(c.num_agent_turns))
+    digest = hashlib.sha256(f"logged:{rng[0]}:{rng[1]}:{c.context.context_id}".encode()).digest()
+    return int(np.random.default_rng(int.from_bytes(digest[:8], "little")).integers(c.num_agent_turns))
+  return [state_before(c, draw(c)) for c in conversations if c.num_agent_turns]
 
 
 def through_last_agent_turn(conversation: Conversation) -> Conversation:

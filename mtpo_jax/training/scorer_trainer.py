@@ -80,8 +80,11 @@ class PairBatches:
     if not self.size:
       raise ValueError("scorer data is empty")
 
-  def batch(self, index: int) -> Arrays:
+  def batch(self, index: int, rows: slice | None = None) -> Arrays:
+    """Global batch `index`, or only its rows `rows` (this process's block under jax.distributed)."""
     positions = np.arange(index * self.batch_size, (index + 1) * self.batch_size)
+    if rows is not None:
+      positions = positions[rows]
     orders = {e: np.random.default_rng([self.seed, e]).permutation(self.size) for e in set(positions // self.size)}
     rows = np.array([orders[p // self.size][p % self.size] for p in positions])
     return {k: v[rows] for k, v in self.arrays.items()}
@@ -234,7 +237,9 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
   eval_fn = partitioner.jit(functools.partial(task.eval_step, model=model),
                             in_shardings=(state_sh.params, partitioner.batch_shardings(next(evals.in_order()))),
                             out_shardings=partitioner.replicated)
-  compiled = step_fn.lower(state, partitioner.put_batch(train.batch(0))).compile()
+  rows = partitioner.batch_rows(batch_size)  # each process builds only its rows of every batch
+  put = lambda b: partitioner.put_process_batch(b, batch_size)
+  compiled = step_fn.lower(state, put(train.batch(0, rows))).compile()
   log_compiled_memory(compiled)
 
   # TRAIN
@@ -243,7 +248,7 @@ def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
   last: dict[str, float] = {}
   try:
     for step in range(start, num_steps):
-      state, metrics = compiled(state, partitioner.put_batch(train.batch(step)))
+      state, metrics = compiled(state, put(train.batch(step, rows)))
       done = step + 1
       if done % log_every == 0 or ckpt.should_save(done) or done == num_steps:
         last = check_finite(jax.device_get(metrics), done, ckpt)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtpo_jax import partitioning
+from mtpo_jax import distributed, partitioning
 from mtpo_jax.data.batches import SFTBatches
 from mtpo_jax.data.vocabulary import Vocabulary, train_sentencepiece
 from mtpo_jax.models.config import T5Config
@@ -35,12 +35,13 @@ Pairs = Sequence[tuple[str, str]]
 
 
 def prepare_vocabulary(model_dir: str, texts: Sequence[str], vocab_size: int, vocab_path: str | None) -> Vocabulary:
-  """Uses `vocab_path` if given, else trains (once) a SentencePiece model into the run directory."""
+  """Uses `vocab_path` if given, else trains (once, on process 0) a SentencePiece model into the run directory."""
   if vocab_path:
     return Vocabulary(vocab_path)
   path = os.path.join(model_dir, "vocab", "spm.model")
-  if not os.path.exists(path):
+  if not os.path.exists(path) and distributed.is_primary():
     train_sentencepiece(texts, os.path.join(model_dir, "vocab", "spm"), vocab_size)
+  distributed.barrier("sft_vocabulary")
   return Vocabulary(path)
 
 
@@ -98,14 +99,16 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
     state, _ = partitioner.init_state(init_fn, jax.random.PRNGKey(seed), param_specs)
     start = 0
 
-  # COMPILE (ahead of time, with the memory report)
+  # COMPILE (ahead of time, with the memory report); each process builds only its rows of every batch
+  rows = partitioner.batch_rows(batch_size)
+  put = lambda b: partitioner.put_process_batch(b, batch_size)
   batch_sh = partitioner.batch_shardings(train.batch(0))
   step_fn = partitioner.jit(functools.partial(sft.sft_train_step, model=model, tx=tx, schedule=schedule),
                             in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, partitioner.replicated),
                             donate_argnums=0)
   eval_fn = partitioner.jit(functools.partial(sft.sft_eval_step, model=model),
                             in_shardings=(state_sh.params, batch_sh), out_shardings=partitioner.replicated)
-  compiled = step_fn.lower(state, partitioner.put_batch(train.batch(0))).compile()
+  compiled = step_fn.lower(state, put(train.batch(0, rows))).compile()
   log_compiled_memory(compiled)
 
   # TRAIN
@@ -114,7 +117,7 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
   last, t0, tokens = {}, time.time(), 0.0
   try:
     for step in range(start, num_steps):
-      state, metrics = compiled(state, partitioner.put_batch(train.batch(step)))
+      state, metrics = compiled(state, put(train.batch(step, rows)))
       done = step + 1
       if done % log_every == 0 or ckpt.should_save(done) or done == num_steps:
         last = check_finite(jax.device_get(metrics), done, ckpt)
@@ -124,7 +127,7 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
         writer.write(done, last)
         bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}")
       if done % eval_every == 0 or done == num_steps:
-        ev = _evaluate(eval_fn, state.params, evals, partitioner, eval_batches)
+        ev = _evaluate(eval_fn, state.params, evals, put, rows, eval_batches)
         writer.write(done, ev, prefix="eval")
         last.update({f"eval_{k}": v for k, v in ev.items()})
       ckpt.save(done, state, {"data_position": done, "model_config": fingerprint}, force=done == num_steps)
@@ -133,9 +136,11 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
     bar.close()
     ckpt.close()
     writer.close()
-  if jax.process_index() == 0 and num_samples:
-    _write_samples(model, state.params, vocab, eval_pairs[:num_samples], input_length, target_length,
-                   os.path.join(model_dir, "samples.txt"))
+  if num_samples:
+    params = distributed.to_host(state.params)  # a collective when the parameters span processes
+    if distributed.is_primary():
+      _write_samples(model, params, vocab, eval_pairs[:num_samples], input_length, target_length,
+                     os.path.join(model_dir, "samples.txt"))
   return last
 
 
@@ -154,6 +159,6 @@ def _write_samples(model: T5, params, vocab: Vocabulary, pairs: Pairs, input_len
 
 
 
-def _evaluate(eval_fn, params, evals: SFTBatches, partitioner, num_batches: int) -> dict[str, float]:
-  results = [jax.device_get(eval_fn(params, partitioner.put_batch(evals.batch(i)))) for i in range(num_batches)]
+def _evaluate(eval_fn, params, evals: SFTBatches, put: Callable, rows: slice, num_batches: int) -> dict[str, float]:
+  results = [jax.device_get(eval_fn(params, put(evals.batch(i, rows)))) for i in range(num_batches)]
   return {k: float(np.mean([r[k] for r in results])) for k in results[0]}

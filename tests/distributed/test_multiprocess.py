@@ -1,0 +1,151 @@
+"""Several JAX processes on 127.0.0.1 (CPU collectives) against one process with the same global mesh.
+
+Each run goes through tools/launch_local.py and the real entrypoint. With the same global batch, 2 processes x 4
+CPU devices must give the losses and parameters of 1 process x 8 devices (up to float summation order: the
+reference is the single-process run, an independent execution of the same math), and a checkpoint written by
+either layout must resume in the other and continue exactly as an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from mtpo_jax.training.checkpoints import load_arrays
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_spec = importlib.util.spec_from_file_location("launch_local", os.path.join(REPO, "tools", "launch_local.py"))
+launch_local = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(launch_local)
+
+SFT = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu_multiprocess.gin",
+       "--gin.toy_teacher_split.num_train=256", "--gin.toy_teacher_split.num_eval=64", "--gin.train_sft.log_every=1",
+       "--gin.train_sft.eval_every=6", "--gin.train_sft.eval_batches=2", "--gin.train_sft.save_every=3",
+       "--gin.train_sft.num_samples=2"]
+MTPO = ["--gin_file=experiments/mtpo_tiny.gin", "--gin_file=meshes/cpu_multiprocess.gin",
+        "--gin.train_rl.contexts_per_batch=4", "--gin.train_rl.max_agent_turns=2", "--gin.train_rl.input_length=128",
+        "--gin.train_rl.max_turn_tokens=24", "--gin.train_rl.eval_contexts=5", "--gin.train_rl.eval_every=2",
+        "--gin.train_rl.save_every=1", "--gin.ActorCriticHParams.policy_delay=0",
+        "--gin.ActorCriticHParams.microbatch_rows=8"]
+
+
+def run(model_dir: str, processes: int, devices: int, args: list[str], *extra: str) -> None:
+  status = launch_local.launch([*args, *extra, f"--gin.MODEL_DIR='{model_dir}'"], processes, devices,
+                               os.path.join(model_dir, "process_logs"), timeout_s=600, echo=False)
+  if status:
+    logs = sorted(os.listdir(os.path.join(model_dir, "process_logs")))
+    tails = {n: launch_local._tail(os.path.join(model_dir, "process_logs", n), 15) for n in logs}
+    pytest.fail(f"{processes}-process run exited with {status}: {tails}")
+
+
+def metrics(model_dir: str) -> dict[tuple[int, str], float]:
+  """(step, name) -> value of every logged number except timings and throughputs."""
+  out = {}
+  with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+    for line in f:
+      record = json.loads(line)
+      for k, v in record.items():
+        if k not in ("step", "time") and not k.endswith(("_s", "per_s")):
+          out[(record["step"], k)] = v
+  return out
+
+
+def assert_same_metrics(a: dict, b: dict, steps=None, rtol=1e-5, atol=1e-5) -> None:
+  keys = [k for k in a if steps is None or k[0] in steps]
+  assert keys and set(keys) <= set(b), sorted(set(keys) - set(b))[:5]
+  bad = {k: (a[k], b[k]) for k in keys if not np.isclose(a[k], b[k], rtol=rtol, atol=atol)}
+  assert not bad, bad
+
+
+def assert_same_state(dir_a: str, dir_b: str, atol=1e-5, step=None) -> float:
+  a = load_arrays(os.path.join(dir_a, "checkpoints"), step)
+  b = load_arrays(os.path.join(dir_b, "checkpoints"), step)
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  worst = max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  assert worst <= atol, worst
+  return worst
+
+
+def drop_steps_after(model_dir: str, step: int) -> None:
+  """A copy of a finished run cut back to its checkpoint at `step` (as if it had been killed after it)."""
+  ckpts = os.path.join(model_dir, "checkpoints")
+  for name in os.listdir(ckpts):
+    if name.isdigit() and int(name) > step:
+      shutil.rmtree(os.path.join(ckpts, name))
+
+
+def test_sft_two_processes_match_one_and_checkpoints_cross(tmp_path):
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  run(one, 1, 8, SFT, "--gin.train_sft.num_steps=6")
+  run(two, 2, 4, SFT, "--gin.train_sft.num_steps=6")
+  m1, m2 = metrics(one), metrics(two)
+  assert len({s for s, _ in m1}) == 6
+  assert_same_metrics(m1, m2)
+  assert_same_state(one, two)
+  # only process 0 wrote the human-facing files
+  with open(os.path.join(two, "samples.txt")) as f:
+    assert f.read().count("reference:") == 2
+  with open(os.path.join(two, "metrics.jsonl")) as f:
+    assert len(f.readlines()) == 6 + 1  # six train records and one eval record, not two of each
+
+  # a 2-process checkpoint resumes in 1 process, and a 1-process one in 2, each continuing the 6-step run
+  two_to_one, one_to_two = str(tmp_path / "two_to_one"), str(tmp_path / "one_to_two")
+  shutil.copytree(two, two_to_one, ignore=shutil.ignore_patterns("metrics.jsonl", "tensorboard"))
+  shutil.copytree(one, one_to_two, ignore=shutil.ignore_patterns("metrics.jsonl", "tensorboard"))
+  drop_steps_after(two_to_one, 3)
+  drop_steps_after(one_to_two, 3)
+  run(two_to_one, 1, 8, SFT, "--gin.train_sft.num_steps=6")
+  run(one_to_two, 2, 4, SFT, "--gin.train_sft.num_steps=6")
+  for resumed in (two_to_one, one_to_two):
+    m = metrics(resumed)
+    assert min(s for s, _ in m) == 4  # it resumed rather than restarted
+    assert_same_metrics(m1, m, steps=(4, 5, 6))
+    assert_same_state(one, resumed)
+
+
+def test_mtpo_two_processes_match_one(tmp_path):
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  run(one, 1, 8, MTPO, "--gin.train_rl.num_iterations=2")
+  run(two, 2, 4, MTPO, "--gin.train_rl.num_iterations=2")
+  m1, m2 = metrics(one), metrics(two)
+  # the update ran on the gathered batch (4 contexts x 2 conversations, 2 from each process), and evaluation
+  # covered all 5 held-out contexts (2 + 3)
+  assert m1[(2, "train/policy_active")] == 1.0
+  assert (2, "train/win_rate_vs_reference") in m2
+  assert_same_metrics(m1, m2)
+  assert_same_state(one, two)
+
+
+@pytest.mark.slow
+def test_mtpo_on_an_every_axis_mesh_resumes_across_process_counts(tmp_path):
+  """data x fsdp x model = 2 x 2 x 2 over 2 processes (parameters sharded across processes), 4 iterations,
+  killed after 2 and resumed in 1 process; against an uninterrupted 1-process run."""
+  args = [*MTPO, "--gin_file=meshes/cpu_fake8.gin", "--gin.run.distributed=True",
+          "--gin.train_rl.num_iterations=4", "--gin.train_rl.eval_every=4"]
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  run(one, 1, 8, args)
+  run(two, 2, 4, args)
+  assert_same_metrics(metrics(one), metrics(two))
+  assert_same_state(one, two)
+  resumed = str(tmp_path / "resumed")
+  shutil.copytree(two, resumed, ignore=shutil.ignore_patterns("metrics.jsonl", "tensorboard"))
+  drop_steps_after(resumed, 2)
+  run(resumed, 1, 8, args)
+  assert_same_metrics(metrics(one), metrics(resumed), steps=(3, 4))
+  assert_same_state(one, resumed)
+
+
+def test_a_failing_process_stops_the_launch_with_its_log(tmp_path, capsys):
+  status = launch_local.launch(["--gin_file=experiments/sft_tiny.gin", "--gin.train_sft.no_such_setting=1",
+                                f"--gin.MODEL_DIR='{tmp_path}'"], 2, 1, str(tmp_path / "logs"), timeout_s=300,
+                               echo=False)
+  assert status != 0
+  err = capsys.readouterr().err
+  assert "exited with status" in err and "no_such_setting" in err
