@@ -9,20 +9,24 @@ either layout must resume in the other and continue exactly as an uninterrupted 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 
-import jax
 import numpy as np
 import pytest
 
-from mtpo_jax.training.checkpoints import load_arrays
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location("launch_local", os.path.join(REPO, "tools", "launch_local.py"))
-launch_local = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(launch_local)
+
+
+def _tool(name: str):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+launch_local = _tool("launch_local")
+compare = _tool("compare_process_layouts")
 
 SFT = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu_multiprocess.gin",
        "--gin.toy_teacher_split.num_train=256", "--gin.toy_teacher_split.num_eval=64", "--gin.train_sft.log_every=1",
@@ -44,16 +48,7 @@ def run(model_dir: str, processes: int, devices: int, args: list[str], *extra: s
     pytest.fail(f"{processes}-process run exited with {status}: {tails}")
 
 
-def metrics(model_dir: str) -> dict[tuple[int, str], float]:
-  """(step, name) -> value of every logged number except timings and throughputs."""
-  out = {}
-  with open(os.path.join(model_dir, "metrics.jsonl")) as f:
-    for line in f:
-      record = json.loads(line)
-      for k, v in record.items():
-        if k not in ("step", "time") and not k.endswith(("_s", "per_s")):
-          out[(record["step"], k)] = v
-  return out
+metrics = compare.read_metrics
 
 
 def assert_same_metrics(a: dict, b: dict, steps=None, rtol=1e-5, atol=1e-5) -> None:
@@ -63,14 +58,9 @@ def assert_same_metrics(a: dict, b: dict, steps=None, rtol=1e-5, atol=1e-5) -> N
   assert not bad, bad
 
 
-def assert_same_state(dir_a: str, dir_b: str, atol=1e-5, step=None) -> float:
-  a = load_arrays(os.path.join(dir_a, "checkpoints"), step)
-  b = load_arrays(os.path.join(dir_b, "checkpoints"), step)
-  assert jax.tree.structure(a) == jax.tree.structure(b)
-  worst = max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
-              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+def assert_same_state(dir_a: str, dir_b: str, atol=1e-5) -> None:
+  worst = compare.max_state_difference(dir_a, dir_b)
   assert worst <= atol, worst
-  return worst
 
 
 def drop_steps_after(model_dir: str, step: int) -> None:
