@@ -12,7 +12,8 @@ rules this project follows (docs/distributed.md):
   (`gather_rows`), so the concatenation is the global order a single process would have produced.
 * Rollouts decode on each process's local devices with a host-local copy of the parameters
   (`host_local_params`): conversations end at different turns, so lock-stepped global decoding would
-  synchronise every process on the slowest conversation for no gain at the sizes that fit one host.
+  synchronise every process on the slowest conversation for no gain at the sizes that fit one host. The
+  experience (a few MB of ids) is then gathered so the update batch is the same for any process count.
 * Only process 0 writes logs, metrics, plots and text files (`is_primary`); every process takes part in orbax
   saves and restores (orbax coordinates them itself).
 """
@@ -92,11 +93,22 @@ def gather_rows(x: np.ndarray) -> np.ndarray:
   x = np.asarray(x)
   if jax.process_count() == 1:
     return x
-  sizes = np.asarray(multihost_utils.process_allgather(np.array([len(x)], np.int64))).reshape(-1)
-  padded = np.zeros((int(sizes.max()),) + x.shape[1:], x.dtype)
-  padded[:len(x)] = x
-  every = np.asarray(multihost_utils.process_allgather(padded))  # [P, max n_p, ...]
-  return np.concatenate([every[p, :sizes[p]] for p in range(len(sizes))])
+  sizes = np.asarray(multihost_utils.process_allgather(np.array([len(x)], np.int32))).reshape(-1)
+  # sent as raw bytes: JAX would otherwise turn float64 / int64 into 32-bit values
+  width = x.dtype.itemsize * int(np.prod(x.shape[1:], dtype=np.int64))
+  padded = np.zeros((int(sizes.max()), width), np.uint8)
+  padded[:len(x)] = np.ascontiguousarray(x).view(np.uint8).reshape(len(x), width)
+  every = np.asarray(multihost_utils.process_allgather(padded))  # [P, max n_p, width]
+  raw = np.concatenate([every[p, :sizes[p]] for p in range(len(sizes))])
+  return raw.view(x.dtype).reshape((-1,) + x.shape[1:])
+
+
+def process_offset(num_local: int) -> int:
+  """Where this process's `num_local` items start in the process-order concatenation (`gather_rows`)."""
+  if jax.process_count() == 1:
+    return 0
+  sizes = np.asarray(multihost_utils.process_allgather(np.array([num_local], np.int32))).reshape(-1)
+  return int(sizes[:jax.process_index()].sum())
 
 
 def host_local_params(params: Any) -> Any:

@@ -191,26 +191,35 @@ def _score(spec: AlgorithmSpec, judge: Any, batch: ro.RolloutBatch,
   return scores, {"reward_mean": float(every.mean()), "reward_std": float(every.std())}
 
 
-def update_batch(batch: ro.RolloutBatch, rewards: np.ndarray, num_rows: int, rows: slice,
-                 microbatches: int) -> dict[str, np.ndarray]:
-  """This process's part of the actor-critic batch (rl.actor_critic.actor_critic_step's layout).
+def update_batch(batch: ro.RolloutBatch, rewards: np.ndarray, num_rows: int,
+                 microbatch_rows: int) -> dict[str, np.ndarray]:
+  """The actor-critic batch (rl.actor_critic.actor_critic_step's layout) over every process's conversations,
+  identical on every process whatever the process count.
 
-  Row arrays: this process's block `rows` of the global `num_rows` rows, its real rows placed in the leading
-  `microbatches` strided microbatches (`microbatch_order`, so the step skips all-padding ones). [C, T] arrays
-  (turn_rows pointing at global row positions, turn_mask, rewards): every process's conversations, in process
-  order, which is the global context order."""
-  local_rows = rows.stop - rows.start
-  if local_rows % microbatches:
-    raise ValueError(f"the {local_rows} rows of each process do not split into {microbatches} microbatches; "
-                     "make microbatch_rows divisible by the number of processes")
-  order = ac.microbatch_order(local_rows, local_rows // microbatches)
-  padded = batch.padded(local_rows)
+  Rows are gathered from all processes and ordered by (global conversation, turn); conversations are in process
+  order, which is the global context order. Real rows go to the leading strided microbatches
+  (`microbatch_order`, so the step skips all-padding ones). The gathered rows are a few MB (ids and masks), far
+  less than the per-iteration parameter gather of the rollouts, and a process-independent layout makes the
+  update the same computation for 1 process x 8 devices and 2 x 4.
+  """
+  perm = np.lexsort((batch.turn, batch.conversation))
+  position = np.empty_like(perm)
+  position[perm] = np.arange(len(perm))
+  offset = distributed.process_offset(len(perm))
+  local_turn_rows = np.where(batch.turn_rows >= 0, offset + position[np.maximum(batch.turn_rows, 0)], -1)
+  rows = {k: distributed.gather_rows(getattr(batch, k)[perm]) for k in ("encoder_ids", "decoder_ids", "token_mask")}
+  n = len(rows["token_mask"])
+  if n > num_rows:
+    raise ValueError(f"the rollouts hold {n} rows; the update batch holds {num_rows}")
+  order = ac.microbatch_order(num_rows, microbatch_rows)
   out = {}
-  for k in ("encoder_ids", "decoder_ids", "token_mask", "row_mask"):
-    out[k] = np.zeros_like(padded[k])
-    out[k][order] = padded[k]
-  turn_rows = np.where(batch.turn_rows >= 0, rows.start + order[np.maximum(batch.turn_rows, 0)], -1)
-  out.update(turn_rows=distributed.gather_rows(turn_rows.astype(np.int32)),
+  for k, v in rows.items():
+    out[k] = np.zeros((num_rows,) + v.shape[1:], v.dtype)
+    out[k][order[:n]] = v
+  out["row_mask"] = np.zeros(num_rows, np.float32)
+  out["row_mask"][order[:n]] = 1.0
+  turn_rows = distributed.gather_rows(local_turn_rows.astype(np.int32))
+  out.update(turn_rows=np.where(turn_rows >= 0, order[np.maximum(turn_rows, 0)], -1).astype(np.int32),
              turn_mask=distributed.gather_rows(batch.turn_mask), rewards=distributed.gather_rows(rewards))
   return out
 
@@ -279,8 +288,6 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   num_conversations = contexts_per_batch * spec.copies
   num_rows = bucket(num_conversations * turns, max(16, partitioner.mesh.size))
   ac.microbatch_order(num_rows, hparams.microbatch_rows)  # ValueError if it does not divide num_rows
-  microbatches = num_rows // (hparams.microbatch_rows if 0 < hparams.microbatch_rows < num_rows else num_rows)
-  rows = partitioner.batch_rows(num_rows)  # this process's block of the update's rows
   row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask")
   batch_sh = {k: partitioner.data_sharding(1 if k == "row_mask" else 2) for k in row_keys}
   # [C, T] bookkeeping is tiny and C need not divide the data axis: replicate it.
@@ -314,8 +321,8 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
       scores, judge_metrics = _score(spec, judge, batch, judged)
       rewards = rw.terminal_rewards(scores, batch.turn_mask)
       t2 = time.time()
-      local_batch = update_batch(batch, rewards, num_rows, rows, microbatches)
-      state, metrics = step(state, partitioner.put_process_batch(local_batch, num_rows, batch_sh), frozen)
+      state, metrics = step(state, partitioner.put_batch(update_batch(batch, rewards, num_rows,
+                                                                      hparams.microbatch_rows), batch_sh), frozen)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       t3 = time.time()
       if not all(np.isfinite(v) for v in metrics.values()):
