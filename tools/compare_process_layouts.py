@@ -10,7 +10,6 @@ absolute difference over all logged numbers and over every array of the final ch
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -54,19 +53,11 @@ def max_state_difference(dir_a: str, dir_b: str, step: int | None = None) -> flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  if "--" not in argv:
-    print("usage: compare_process_layouts.py [options] -- <mtpo_jax.main arguments without MODEL_DIR>", file=sys.stderr)
-    return 2
-  split = argv.index("--")
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--num_processes", type=int, default=2)
-  parser.add_argument("--devices_per_process", type=int, default=4)
+  parser, own, main_args = launch_local.layout_parser(sys.argv[1:] if argv is None else argv, __doc__)
   parser.add_argument("--out_dir", default="runs/process_layouts")
   parser.add_argument("--show", default="loss,policy_loss,value_loss,kl_to_reference,win_rate_vs_reference",
                       help="comma-separated metric names (without the train/ or eval/ prefix) to print per step")
-  args = parser.parse_args(argv[:split])
-  main_args = argv[split + 1:]
+  args = parser.parse_args(own)
   p, k = args.num_processes, args.devices_per_process
   layouts = [(1, p * k), (p, k)]
   dirs, walls = [], []

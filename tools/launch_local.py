@@ -111,20 +111,25 @@ def launch(main_args: Sequence[str], num_processes: int, devices_per_process: in
   return status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
+def layout_parser(argv: Sequence[str], description: str) -> tuple[argparse.ArgumentParser, list[str], list[str]]:
+  """(a parser with --num_processes and --devices_per_process, the options before `--`, the entrypoint's
+  arguments after it); SystemExit with a usage line when `--` is missing."""
+  argv = list(argv)
   if "--" not in argv:
-    print("usage: launch_local.py [options] -- <mtpo_jax.main arguments>", file=sys.stderr)
-    return 2
+    sys.exit(f"usage: {os.path.basename(sys.argv[0])} [options] -- <mtpo_jax.main arguments>")
   split = argv.index("--")
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--num_processes", type=int, default=2)
   parser.add_argument("--devices_per_process", type=int, default=4, help="CPU devices (XLA host devices) each")
+  return parser, argv[:split], argv[split + 1:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser, own, main_args = layout_parser(sys.argv[1:] if argv is None else argv, __doc__)
   parser.add_argument("--log_dir", default=None, help="default: <MODEL_DIR>/process_logs, else ./process_logs")
   parser.add_argument("--port", type=int, default=None, help="coordinator port on 127.0.0.1 (default: a free one)")
   parser.add_argument("--timeout_s", type=float, default=None)
-  args = parser.parse_args(argv[:split])
-  main_args = argv[split + 1:]
+  args = parser.parse_args(own)
   log_dir = args.log_dir
   if log_dir is None:
     model_dir = next((a.split("=", 1)[1].strip("'\"") for a in main_args if a.startswith("--gin.MODEL_DIR=")), None)
