@@ -132,6 +132,28 @@ def test_mtpo_on_an_every_axis_mesh_resumes_across_process_counts(tmp_path):
   assert_same_state(one, resumed)
 
 
+OTHER_TRAINERS = {
+    "reward_model": ["--gin_file=experiments/reward_model_tiny.gin", "--gin.train_reward_model.num_steps=10",
+                     "--gin.train_reward_model.num_train_pairs=200", "--gin.train_reward_model.num_eval_pairs=64",
+                     "--gin.train_reward_model.log_every=5", "--gin.train_reward_model.eval_every=10",
+                     "--gin.train_reward_model.save_every=10"],
+    "iterative_ppo": ["--gin_file=experiments/iterative_ppo_tiny.gin"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainer", sorted(OTHER_TRAINERS))
+def test_other_trainers_two_processes_match_one(tmp_path, trainer):
+  """The scorer trainer (per-process pair rows) and Iterative PPO (replicated collection, global Q and PPO
+  steps) under 2 x 4 against 1 x 8."""
+  args = [*OTHER_TRAINERS[trainer], "--gin_file=meshes/cpu_multiprocess.gin"]
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  run(one, 1, 8, args)
+  run(two, 2, 4, args)
+  assert_same_metrics(metrics(one), metrics(two))
+  assert_same_state(one, two)
+
+
 def test_a_failing_process_stops_the_launch_with_its_log(tmp_path, capsys):
   status = launch_local.launch(["--gin_file=experiments/sft_tiny.gin", "--gin.train_sft.no_such_setting=1",
                                 f"--gin.MODEL_DIR='{tmp_path}'"], 2, 1, str(tmp_path / "logs"), timeout_s=300,
