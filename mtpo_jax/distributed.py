@@ -127,16 +127,6 @@ def to_host(tree: Any) -> Any:
   return multihost_utils.process_allgather(tree, tiled=True)
 
 
-def check_same_on_all(value: Any, what: str) -> None:
-  """ValueError naming `what` unless every process holds the same host value (configs, sizes)."""
-  if jax.process_count() == 1:
-    return
-  try:
-    multihost_utils.assert_equal(value, f"{what} differs between processes")
-  except AssertionError as e:
-    raise ValueError(str(e)) from None
-
-
 def describe() -> str:
   """One line: this process, the process count and the device counts."""
   return (f"process {jax.process_index()}/{jax.process_count()}, {jax.local_device_count()} local of "

@@ -41,6 +41,8 @@ def run_job(job: Callable[[], object] = gin.REQUIRED, model_dir: str = gin.REQUI
   if distributed:
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id)
+    from mtpo_jax import distributed as dist
+    logging.getLogger(__name__).info("jax.distributed: %s", dist.describe())
   os.makedirs(model_dir, exist_ok=True)
   if jax.process_index() == 0:
     with open(os.path.join(model_dir, "config.gin"), "w") as f:

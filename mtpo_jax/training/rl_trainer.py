@@ -17,6 +17,9 @@ The algorithms (ALGORITHMS) differ only in what is sampled and how it is scored:
   nash_single_value    p and 1 - p from a turn-level preference model (A8)
 The single-turn variants are the same actor-critic with one-turn episodes (then GAE reduces to r - V(x)).
 Plain arguments; Gin binds them in gin_registry.py.
+
+Under several JAX processes (docs/distributed.md) each process plays and judges its block of the contexts on its
+own devices, and the update batch is gathered into the same array for any process count (`update_batch`).
 """
 
 from __future__ import annotations
