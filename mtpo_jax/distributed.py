@@ -44,18 +44,12 @@ def process_rows(sharding: Sharding, num_rows: int) -> slice:
   `sharding`. ValueError if the block is not contiguous (a mesh whose data axes interleave processes)."""
   if jax.process_count() == 1:
     return slice(0, num_rows)
-  index_map = sharding.addressable_devices_indices_map((num_rows,))
-  starts, stops = set(), set()
-  for index in index_map.values():
-    s = index[0] if index else slice(None)
-    start, stop, _ = s.indices(num_rows)
-    starts.add(start)
-    stops.add(stop)
-  lo, hi = min(starts), max(stops)
   covered = np.zeros(num_rows, bool)
-  for index in index_map.values():
+  for index in sharding.addressable_devices_indices_map((num_rows,)).values():
     covered[index[0] if index else slice(None)] = True
-  if not covered[lo:hi].all() or covered.sum() != hi - lo:
+  held = np.flatnonzero(covered)
+  lo, hi = int(held[0]), int(held[-1]) + 1
+  if hi - lo != len(held):
     raise ValueError(f"process {jax.process_index()} holds non-contiguous rows of a {num_rows}-row batch under "
                      f"{sharding}; order the mesh so each process's devices are adjacent along the data axes")
   return slice(lo, hi)
@@ -64,15 +58,9 @@ def process_rows(sharding: Sharding, num_rows: int) -> slice:
 def global_batch(local: dict[str, np.ndarray], shardings: dict[str, Sharding], num_rows: int
                  ) -> dict[str, jax.Array]:
   """Per-process rows (this process's `process_rows` block of each array) -> global device arrays of
-  `num_rows` rows. A key whose sharding is fully replicated must hold the whole (identical) array."""
-  out = {}
-  for k, v in local.items():
-    sh = shardings[k]
-    if sh.is_fully_replicated:
-      out[k] = jax.make_array_from_callback(v.shape, sh, lambda idx, v=v: v[idx])
-    else:
-      out[k] = jax.make_array_from_process_local_data(sh, v, (num_rows,) + v.shape[1:])
-  return out
+  `num_rows` rows."""
+  return {k: jax.make_array_from_process_local_data(shardings[k], v, (num_rows,) + v.shape[1:])
+          for k, v in local.items()}
 
 
 def process_slice(num_items: int, what: str = "items", divisible: bool = False) -> slice:
@@ -83,8 +71,7 @@ def process_slice(num_items: int, what: str = "items", divisible: bool = False) 
     raise ValueError(f"{what} = {num_items} must be divisible by the {n} processes")
   if num_items < n:
     raise ValueError(f"{what} = {num_items} is fewer than the {n} processes")
-  bounds = np.linspace(0, num_items, n + 1).round().astype(int) if not divisible else np.arange(n + 1) * (
-      num_items // n)
+  bounds = np.linspace(0, num_items, n + 1).round().astype(int)  # equal blocks when n divides num_items
   return slice(int(bounds[p]), int(bounds[p + 1]))
 
 

@@ -173,14 +173,10 @@ class Partitioner:
     """The block of a [num_rows, ...] data-sharded batch that this process holds (every row with one process)."""
     return distributed.process_rows(self.data_sharding(1), num_rows)
 
-  def put_process_batch(self, local: dict[str, np.ndarray], num_rows: int,
-                        shardings: dict[str, NamedSharding] | None = None) -> dict[str, jax.Array]:
+  def put_process_batch(self, local: dict[str, np.ndarray], num_rows: int) -> dict[str, jax.Array]:
     """This process's rows (`batch_rows(num_rows)` of each array) -> global arrays of `num_rows` rows, sharded
-    along the data axes unless `shardings` names another sharding for a key (a replicated key holds the whole,
-    identical array on every process)."""
-    shardings = shardings or {}
-    return distributed.global_batch(
-        local, {k: shardings.get(k) or self.data_sharding(v.ndim) for k, v in local.items()}, num_rows)
+    along the data axes."""
+    return distributed.global_batch(local, {k: self.data_sharding(v.ndim) for k, v in local.items()}, num_rows)
 
 
 def _lower_in(partitioner: Partitioner, jitted, *args):

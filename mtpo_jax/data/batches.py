@@ -57,8 +57,6 @@ class SFTBatches:
       ins = pack_ids(self.vocab.encode_batch([self.pairs[e][0] for e in todo]), self.input_length, True, True)
       outs = pack_ids(self.vocab.encode_batch([self.pairs[e][1] for e in todo]), self.target_length, False, True)
       self._encoded.update((e, (i, o)) for e, i, o in zip(todo, ins, outs))
-    if not len(examples):
-      return (np.zeros((0, self.input_length), np.int32), np.zeros((0, self.target_length), np.int32))
     return (np.stack([self._encoded[int(e)][0] for e in examples]),
             np.stack([self._encoded[int(e)][1] for e in examples]))
 

@@ -120,7 +120,6 @@ def load_t5_params(directory: str, config: Any, what: str = "checkpoint", config
   """`load_params` of a T5 checkpoint (host arrays), checked against the shapes `T5(config)` initialises;
   ValueError naming `what`, the directory and `config_name` when they differ (another size or layer count)."""
   import flax.linen as nn
-  import numpy as np
   from mtpo_jax.models.t5 import T5
   params = load_params(directory)
   model, x = T5(config), np.ones((1, 4), np.int32)

@@ -86,8 +86,8 @@ class PairBatches:
     if rows is not None:
       positions = positions[rows]
     orders = {e: np.random.default_rng([self.seed, e]).permutation(self.size) for e in set(positions // self.size)}
-    rows = np.array([orders[p // self.size][p % self.size] for p in positions])
-    return {k: v[rows] for k, v in self.arrays.items()}
+    examples = np.array([orders[p // self.size][p % self.size] for p in positions])
+    return {k: v[examples] for k, v in self.arrays.items()}
 
   def in_order(self) -> Iterator[Arrays]:
     """Every row once, in order; the last batch padded with weight-0 copies of row 0."""
