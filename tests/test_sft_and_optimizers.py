@@ -55,6 +55,33 @@ def test_adafactor_uses_decay_rate():
   assert any(np.allclose(np.asarray(x), np.array([1.0, 4.0, 9.0]), rtol=1e-5) for x in v)
 
 
+def test_adafactor_follows_t5x_parameter_scaled_steps():
+  # T5X Adafactor, first step on a vector (unfactored): v = g^2, u = g / sqrt(v) = sign(g) (RMS 1, so the update
+  # clipping at 1 leaves it), scaled by max(1e-3, RMS(p)) = 2 and by -lr: [-0.2, 0.2, -0.2] by hand.
+  p = {"w": jnp.full((3,), 2.0)}
+  g = {"w": jnp.array([1.0, -2.0, 3.0])}
+  tx, _ = optimizers.make_optimizer("adafactor", learning_rate=0.1)
+  u, _ = tx.update(g, tx.init(p), p)
+  np.testing.assert_allclose(np.asarray(u["w"]), [-0.2, 0.2, -0.2], rtol=1e-5)
+  # Without the parameter scale the step is lr itself; a tiny parameter is scaled by the 1e-3 floor.
+  tx, _ = optimizers.make_optimizer("adafactor", learning_rate=0.1, multiply_by_parameter_scale=False)
+  u, _ = tx.update(g, tx.init(p), p)
+  np.testing.assert_allclose(np.asarray(u["w"]), [-0.1, 0.1, -0.1], rtol=1e-5)
+  small = {"w": jnp.full((3,), 1e-6)}
+  tx, _ = optimizers.make_optimizer("adafactor", learning_rate=0.1)
+  u, _ = tx.update(g, tx.init(small), small)
+  np.testing.assert_allclose(np.asarray(u["w"]), [-1e-4, 1e-4, -1e-4], rtol=1e-5)
+
+
+def test_no_gradient_clip_unless_asked():
+  p = {"w": jnp.zeros((2,))}
+  g = {"w": jnp.array([30.0, -40.0])}  # global norm 50
+  tx, _ = optimizers.make_optimizer("sgd", learning_rate=1.0)
+  np.testing.assert_allclose(np.asarray(tx.update(g, tx.init(p), p)[0]["w"]), [-30.0, 40.0])
+  tx, _ = optimizers.make_optimizer("sgd", learning_rate=1.0, grad_clip_norm=5.0)
+  np.testing.assert_allclose(np.asarray(tx.update(g, tx.init(p), p)[0]["w"]), [-3.0, 4.0], rtol=1e-5)
+
+
 def test_pack_ids_truncation():
   out = pack_ids([[5, 6, 7, 8], [9]], 3, truncate_left=True, add_eos=True)
   np.testing.assert_array_equal(out, [[7, 8, 1], [9, 1, 0]])

@@ -37,8 +37,12 @@ from mtpo_jax.rl import kl, losses
 class ActorCriticHParams:
   """alpha: KL coefficient to mu; gamma/lam: GAE over turns; policy_delay: critic-only steps first.
 
-  kl_in_reward: also subtract alpha * KL(pi||mu)[x_h] from each turn's reward, as in the regularised value of
-  digest A2 (the paper does not say whether its deep variant does; [NOT FOUND], default off).
+  kl_in_reward: subtract alpha * KL(pi||mu)[x_h] from each turn's reward before GAE (rl/advantages.
+  regularised_rewards), so the advantages and value targets are the regularised A_hat_alpha, V_hat_alpha of
+  digest A2/A7. With the loss's own alpha * KL term this is an unbiased estimate of the exact gradient of the
+  regularised objective (tests/rl/test_regularised_gradient.py). The paper does not say whether its deep
+  variant puts the KL into the rewards ([NOT FOUND]); default on, and off reproduces the loss-only estimator,
+  whose gradient ignores the KL the current turn causes at later turns and tokens (docs/algorithms.md).
   microbatch_rows: run the networks on this many rows at a time and accumulate the gradients (0: all rows at
   once). The update is the same full-batch step up to float summation order; activation memory falls from the
   whole batch's (all turns of all conversations, e.g. 16 x 2 x 10 rows) to one microbatch's. Must divide the
@@ -49,7 +53,7 @@ class ActorCriticHParams:
   lam: float = 0.95
   policy_delay: int = 1000
   normalize_advantages: bool = True
-  kl_in_reward: bool = False
+  kl_in_reward: bool = True
   microbatch_rows: int = 0
 
 
@@ -155,7 +159,7 @@ def actor_critic_step(state: ActorCriticState, batch: dict[str, jax.Array], froz
         c["mask"].sum() > 0, lambda c: policy_turn_terms(state.policy.params, frozen["reference"], c, policy)[1],
         lambda c: jnp.zeros(c["mask"].shape, jnp.float32), c)
     kl_now = _unchunk(jax.lax.map(kl_chunk, _chunks(rows_m, k)))
-    rewards = rewards - hp.alpha * rows_to_turns(jax.lax.stop_gradient(kl_now), turn_rows, turn_mask)
+    rewards = adv.regularised_rewards(rewards, rows_to_turns(kl_now, turn_rows, turn_mask), turn_mask, hp.alpha)
   v_turns = rows_to_turns(jax.lax.stop_gradient(v_rows), turn_rows, turn_mask)
   advantages, targets = adv.turn_gae(rewards, v_turns, turn_mask, hp.gamma, hp.lam)
   if hp.normalize_advantages:

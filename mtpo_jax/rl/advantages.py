@@ -40,6 +40,20 @@ def turn_gae(rewards: jax.Array, values: jax.Array, mask: jax.Array, gamma: floa
   return adv, (adv + values) * mask
 
 
+def regularised_rewards(rewards: jax.Array, turn_kl: jax.Array, mask: jax.Array, alpha: float) -> jax.Array:
+  """r_h - alpha * KL(pi || mu)[x_h] at every real turn [B, T] (papers digest A2, Lemma 4.1 / E.4 recursion).
+
+  The regularised value V_alpha^{pi,pi'} subtracts alpha * KL at *every* turn, so GAE over these rewards gives the
+  paper's A_hat_alpha and V_hat_alpha (A7). `turn_kl` is the KL of the sampled turn (the per-token exact KL
+  summed along the sampled tokens, rl/kl.sequence_kl): an unbiased estimate of the turn's sequence KL whose
+  later tokens' terms act as costs on the earlier tokens through the turn's log-probability, which is what makes
+  the surrogate's expected gradient the exact gradient of the regularised objective (tests/rl/test_regularised_
+  gradient.py). No gradient flows through `turn_kl` here; the pathwise part is the loss's own KL term.
+  """
+  mask = mask.astype(jnp.float32)
+  return (rewards - alpha * jax.lax.stop_gradient(turn_kl)) * mask
+
+
 def discounted_returns(rewards: jax.Array, mask: jax.Array, gamma: float = 1.0) -> jax.Array:
   """Monte-Carlo returns G_h = sum_j gamma^j r_{h+j} over real turns [B, T] (Iterative PPO's Q targets, B2)."""
   mask = mask.astype(jnp.float32)

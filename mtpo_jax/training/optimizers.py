@@ -29,12 +29,21 @@ def make_schedule(learning_rate: float, schedule: str = "constant", warmup_steps
 def make_optimizer(name: str = "adafactor", learning_rate: float = 1e-3, schedule: str = "constant",
                    warmup_steps: int = 0, total_steps: int | None = None, decay_rate: float = 0.8,
                    weight_decay: float = 0.0, b1: float = 0.9, b2: float = 0.999,
-                   grad_clip_norm: float | None = 1.0) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """Adafactor (decay rate 0.8 as in MTPO Table 4) or AdamW, with optional global-norm clipping."""
+                   multiply_by_parameter_scale: bool = True, clipping_threshold: float | None = 1.0,
+                   grad_clip_norm: float | None = None) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Adafactor with T5X's semantics, or AdamW / SGD; optional global-norm gradient clipping.
+
+  Adafactor (Shazeer & Stern 2018) as T5X runs it, so a learning rate from a T5X paper (MTPO's Table 4: 4e-5,
+  decay 0.8) means the same step here: each parameter's update is scaled by max(1e-3, RMS(parameter))
+  (`multiply_by_parameter_scale`) and clipped to RMS 1 (`clipping_threshold`, the update clipping of the
+  Adafactor paper, not a gradient clip). `grad_clip_norm` adds a global-norm gradient clip before the optimizer;
+  T5X has none by default, so neither do we: a Gin file that wants one asks for it (runs/sft.gin does).
+  """
   lr = make_schedule(learning_rate, schedule, warmup_steps, total_steps)
   if name == "adafactor":
     tx = optax.adafactor(lr, decay_rate=decay_rate, weight_decay_rate=weight_decay or None,
-                         multiply_by_parameter_scale=False, clipping_threshold=None)
+                         multiply_by_parameter_scale=multiply_by_parameter_scale,
+                         clipping_threshold=clipping_threshold)
   elif name == "adamw":
     tx = optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay)
   elif name == "sgd":

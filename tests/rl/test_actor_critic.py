@@ -27,7 +27,7 @@ def _batch(rewards):
           "rewards": jnp.asarray(rewards, jnp.float32)}
 
 
-def _setup(lr=0.5, policy_delay=0, alpha=0.0, normalize=False, seed=0):
+def _setup(lr=0.5, policy_delay=0, alpha=0.0, normalize=False, seed=0, kl_in_reward=True):
   policy, value = T5(CONFIG), T5Value(CONFIG)
   x = jnp.ones((1, 4), jnp.int32)
   pp = nn.unbox(policy.init(jax.random.PRNGKey(seed), x, x)["params"])
@@ -37,7 +37,7 @@ def _setup(lr=0.5, policy_delay=0, alpha=0.0, normalize=False, seed=0):
   state = ac.ActorCriticState(TrainState.create(pp, tx, jax.random.PRNGKey(0)),
                               TrainState.create(vp, tx, jax.random.PRNGKey(1)))
   hp = ac.ActorCriticHParams(alpha=alpha, gamma=1.0, lam=0.95, policy_delay=policy_delay,
-                             normalize_advantages=normalize)
+                             normalize_advantages=normalize, kl_in_reward=kl_in_reward)
   step = jax.jit(lambda s, b, f: ac.actor_critic_step(s, b, f, hp=hp, policy=policy, value=value, policy_tx=tx,
                                                       value_tx=tx))
   return state, step, policy, value
@@ -59,6 +59,45 @@ def test_value_targets_match_numpy_gae():
   expected = np.mean([(v[i] - t[i]) ** 2 for i in range(3)])
   _, metrics = step(state, batch, {"reference": state.policy.params})
   assert float(metrics["value_loss"]) == pytest.approx(expected, rel=1e-5)
+
+
+def _numpy_kl(policy, params, ref_params, batch):
+  """Per-row turn KL(pi || mu) along the sampled tokens, in float64 numpy from both models' logits."""
+  from mtpo_jax.models.t5 import shift_right
+  dec_in = shift_right(batch["decoder_ids"], CONFIG.decoder_start_token_id)
+  out = []
+  for p in (params, ref_params):
+    z = np.asarray(policy.apply({"params": p}, batch["encoder_ids"], dec_in), np.float64)
+    out.append(z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) - z.max(-1, keepdims=True))
+  lp, lq = out
+  return ((np.exp(lp) * (lp - lq)).sum(-1) * np.asarray(batch["token_mask"])).sum(-1)
+
+
+@pytest.mark.parametrize("kl_in_reward", [True, False])
+def test_value_targets_are_the_regularised_returns(kl_in_reward):
+  """With alpha > 0 and mu != pi the GAE rewards are r_h - alpha * KL_h (digest A2): the value loss matches a numpy
+  GAE over those rewards (and over the raw rewards with kl_in_reward off), so a flipped sign or a dropped term
+  fails."""
+  alpha = 0.3
+  state, _, policy, value = _setup(alpha=alpha)
+  ref = _setup(seed=5)[0].policy.params
+  batch = _batch([[0.0, 0.8], [0.2, 0.0]])
+  hp = ac.ActorCriticHParams(alpha=alpha, gamma=1.0, lam=0.95, policy_delay=0, normalize_advantages=False,
+                             kl_in_reward=kl_in_reward)
+  tx = optax.sgd(0.1)
+  _, metrics = jax.jit(lambda s, b, f: ac.actor_critic_step(s, b, f, hp=hp, policy=policy, value=value,
+                                                            policy_tx=tx, value_tx=tx))(state, batch,
+                                                                                        {"reference": ref})
+  v = np.asarray(value.apply({"params": state.value.params}, batch["encoder_ids"]), np.float64)
+  k = _numpy_kl(policy, state.policy.params, ref, batch) * alpha
+  assert k.min() > 1e-3  # the test means something only if the KL is there
+  k = k if kl_in_reward else 0.0 * k
+  r = {0: -k[0], 1: 0.8 - k[1], 2: 0.2 - k[2]}  # rows 0, 1: conversation 0; row 2: conversation 1
+  d1 = r[1] - v[1]
+  d0 = r[0] + v[1] - v[0]
+  t = {1: d1 + v[1], 0: d0 + 0.95 * d1 + v[0], 2: r[2]}
+  expected = np.mean([(v[i] - t[i]) ** 2 for i in range(3)])
+  assert float(metrics["value_loss"]) == pytest.approx(expected, rel=1e-4)
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
@@ -89,7 +128,10 @@ def test_policy_waits_for_the_delay():
 
 
 def test_kl_term_pulls_towards_the_reference():
-  state, step, policy, _ = _setup(lr=0.2, alpha=1.0)
+  # The loss's pathwise KL term alone (kl_in_reward off): these rows are not samples of pi, so the score-function
+  # part of the KL (through the rewards) has no meaning here; test_value_targets_are_the_regularised_returns and
+  # test_regularised_gradient.py cover it.
+  state, step, policy, _ = _setup(lr=0.2, alpha=1.0, kl_in_reward=False)
   ref_state, _, _, _ = _setup(seed=5)
   ref = ref_state.policy.params  # a different mu, so KL > 0
   batch = _batch([[0.0, 0.0], [0.0, 0.0]])
