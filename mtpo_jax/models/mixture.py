@@ -8,8 +8,11 @@ interpolating the two models' logits,
 
 which is what the digest infers the paper does (A4, [inferred]). `sample_mixture` runs both encoders once and
 one `decode_loop` whose state carries both models' KV caches; its log-probs are those of the sampled tokens
-under the mixture (at the sampling temperature), i.e. the behaviour policy an off-policy loss needs. tau = 0
-reproduces `decoding.sample` of theta token for token with the same key, tau = 1 that of mu.
+under the mixture (at the sampling temperature). The deep MTPO-tau update treats these samples as its own
+(no importance weights), because the algorithm's Q is that of the mixture itself (digest A4: the mixture plays
+against itself, and pi_{t+1} is the mirror step from pi_t^alpha); the behaviour log-probs are kept in the rollout
+batch for diagnostics (docs/algorithms.md, "MTPO-tau samples"). tau = 0 reproduces `decoding.sample` of theta
+token for token with the same key, tau = 1 that of mu.
 
 `teacher_forced_logprobs` (and its mixture twin) score given tokens: log pi(y_t | x, y_<t) [B, L].
 """

@@ -9,6 +9,7 @@ in its own process on `mesh_gin_file`.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shlex
 import sys
@@ -28,8 +29,8 @@ def run_pipeline(model_dir: str, *, model_gin_files: Sequence[str] = ("models/t5
                  environment_student: str = "scripted",
                  overrides: Mapping[str, Sequence[str]] | None = None, max_parallel: int = 2,
                  only: Sequence[str] = (), compilation_cache: bool = True) -> str:
-  """Runs the pipeline (module docstring); returns results.md. `only`: run just the stages whose names start
-  with one of these prefixes, and what they depend on (e.g. ("negotiation/",)). `compilation_cache`: the
+  """Runs the pipeline (module docstring); returns results.md. `only`: run just the stages these patterns name
+  (exact names, globs, or folders ending in "/"; see `select`) and what they depend on. `compilation_cache`: the
   stages share JAX's persistent compilation cache in MODEL_DIR/jax_cache (unless JAX_COMPILATION_CACHE_DIR is
   set), so seeds and methods with equal shapes compile once (about 14 s of each tiny RL stage's 43 s).
   train_student: SFT the Education Dialogue student too (digest A9 step 2); environment_student: "scripted"
@@ -63,13 +64,22 @@ def run_pipeline(model_dir: str, *, model_gin_files: Sequence[str] = ("models/t5
   return text
 
 
-def select(graph: Sequence[stages.Stage], prefixes: Sequence[str]) -> list[stages.Stage]:
-  """The stages whose names start with a prefix, plus their transitive dependencies, in graph order."""
+def select(graph: Sequence[stages.Stage], patterns: Sequence[str]) -> list[stages.Stage]:
+  """The stages named by `patterns`, plus their transitive dependencies, in graph order. A pattern is an exact
+  stage name (`education/sft` is that stage, not also `education/sft_student`), a shell glob (`education/rl/*`)
+  or, ending in "/", a whole folder (`negotiation/`)."""
   by_name = {s.name: s for s in graph}
+
+  def named(name: str, pattern: str) -> bool:
+    if pattern.endswith("/"):
+      return name.startswith(pattern)
+    return fnmatch.fnmatchcase(name, pattern)
+
   keep: set[str] = set()
-  todo = [s.name for s in graph if any(s.name.startswith(p) for p in prefixes)]
+  todo = [s.name for s in graph if any(named(s.name, p) for p in patterns)]
   if not todo:
-    raise ValueError(f"no stage name starts with any of {list(prefixes)}; stages: {[s.name for s in graph]}")
+    raise ValueError(f"no stage matches any of {list(patterns)} (exact names, globs, or folders ending in '/'); "
+                     f"stages: {[s.name for s in graph]}")
   while todo:
     name = todo.pop()
     if name not in keep:

@@ -99,8 +99,14 @@ def test_learned_student_is_wired_into_every_education_stage(tiny_config):
 def test_select_keeps_dependencies(tiny_config):
   chosen = [s.name for s in select(plan.build(tiny_config), ["negotiation/rl/reward_rl/seed0"])]
   assert chosen == ["data", "vocabulary", "negotiation/sft", "negotiation/rl/reward_rl/seed0"]
-  with pytest.raises(ValueError, match="no stage name starts with"):
+  with pytest.raises(ValueError, match="no stage matches"):
     select(plan.build(tiny_config), ["nope/"])
+  # exact names do not match by prefix: education/sft is not education/sft_student
+  graph = plan.build(tiny_config)
+  assert "education/sft_student" not in [s.name for s in select(graph, ["education/sft"])]
+  assert "education/sft_student" in [s.name for s in select(graph, ["education/sft*"])]
+  chosen = {s.name for s in select(graph, ["negotiation/"])}
+  assert "negotiation/evaluation" in chosen and not any(n.startswith("education/") for n in chosen)
 
 
 def test_bad_configurations_fail_by_name(tmp_path):
