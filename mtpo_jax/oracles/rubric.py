@@ -24,6 +24,10 @@ that match nothing. Score = sum of (default weights in RubricWeights):
                  teacher's give-up phrase, a student's negative phrase); -0.5 if the marker comes with a give-up
                  or walk-out, or if the conversation never ends with it
   substance      -1.0 per teaching turn short of 3 (quitting early is no way to win)
+  gate           the positive parts of participation, engagement, understanding and ending are multiplied by
+                 min(1, teaching turns / 3): a lesson that does not teach earns no bonus for a polite student's
+                 "thanks, bye" (without the gate, "Great work today" and a goodbye scored -0.33, above the SFT
+                 teacher's mean of -1.5, and RL from SFT collapsed to it; docs/education_dialogue.md)
   degenerate     -1.0 per teacher turn that says nothing, -1.5 per keyword-stuffed turn, -1.0 per overlong turn,
                  -1.0 per turn that nearly repeats an earlier teacher turn (word-set Jaccard >= 0.8)
 
@@ -117,6 +121,16 @@ def _ending_term(conv: Conversation, topic: str, w: RubricWeights, partial: bool
   return -w.ending if bad else w.ending
 
 
+GATED = ("participation", "engagement", "understanding", "ending")
+
+
+def substance_share(substance_term: float, w: RubricWeights) -> float:
+  """min(1, teaching turns / 3), read back from the substance term (-w * teaching turns short of 3)."""
+  if w.substance <= 0:
+    return 1.0
+  return float(np.clip(1.0 - (-substance_term / w.substance) / 3.0, 0.0, 1.0))
+
+
 class RubricJudge:
   """Judge (oracles/base.py) from a text rubric; see the module docstring for the criteria. `partial`: judge
   conversation prefixes (an unfinished conversation is not penalised for never ending)."""
@@ -136,6 +150,11 @@ class RubricJudge:
     terms = _teacher_terms(conversation, topic, preference, self.weights)
     terms.update(_student_terms(conversation, topic, self.weights))
     terms["ending"] = _ending_term(conversation, topic, self.weights, self.partial)
+    # A lesson earns its bonuses by teaching: the positive parts of participation, engagement, understanding and
+    # ending are scaled by the share of the 3 teaching turns it gave (penalties keep their full weight).
+    share = substance_share(terms["substance"], self.weights)
+    for key in GATED:
+      terms[key] = terms[key] * share if terms[key] > 0 else terms[key]
     return terms
 
   def score(self, conversations: Sequence[Conversation]) -> np.ndarray:

@@ -192,3 +192,22 @@ def test_breakdown_sums_to_score_and_hostility_costs(held_out):
   kind = _rollout(ctx, [text] * 1 + ["Let me explain: the more mass an object has, the stronger its pull."])
   mean = _rollout(ctx, [text] * 1 + ["You're lazy and not trying. The more mass an object has, the stronger its pull."])
   assert judge.breakdown(mean)["respect"] == -1.0 and judge.score([mean])[0] < judge.score([kind])[0]
+
+
+def test_a_lesson_without_teaching_earns_no_bonus(held_out):
+  """The exploit RL from SFT found before the substance gate: praise, then the student's polite goodbye. By hand:
+  no teaching turn (substance -3), so participation (+1/6 for the praise), engagement (+2: one positive student
+  turn) and the proper ending (+0.5) are scaled by 0 / 3; discovery, adaptation and clarity are 0: score -3."""
+  _, convs = held_out
+  ctx = convs[0].context
+  quit_early = Conversation(ctx, (Turn("teacher", "Great work today", True),
+                                  Turn("student", f"Thanks, that was really helpful. Bye! {END_OF_CONVERSATION}",
+                                       False)), True)
+  judge = RubricJudge()
+  terms = judge.breakdown(quit_early)
+  assert terms["substance"] == -3.0
+  assert terms["engagement"] == 0.0 and terms["ending"] == 0.0 and terms["participation"] == 0.0
+  assert float(judge.score([quit_early])[0]) == pytest.approx(-3.0)
+  # Penalties are not gated: a hostile goodbye still costs its full weight.
+  hostile = Conversation(ctx, (Turn("teacher", f"You never listen, this is hopeless. {END_OF_CONVERSATION}", True),), True)
+  assert judge.breakdown(hostile)["ending"] <= 0.0

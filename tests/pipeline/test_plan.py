@@ -13,7 +13,7 @@ from mtpo_jax.pipeline.run import select
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
   run_dir = str(tmp_path_factory.mktemp("pipe"))
-  main.parse_config(["experiments/pipeline_tiny.gin"], [f"MODEL_DIR = '{run_dir}'"])
+  main.parse_config(["experiments/pipeline_tiny_2seeds.gin"], [f"MODEL_DIR = '{run_dir}'"])
   q = lambda k: gin.query_parameter(f"run_pipeline.{k}")
   return plan.PlanConfig(run_dir=run_dir, overrides={k: tuple(v) for k, v in q("overrides").items()},
                          seeds=tuple(q("seeds")), model_gin_files=tuple(q("model_gin_files")),
