@@ -211,3 +211,31 @@ def test_microbatch_order_puts_real_rows_first_and_padding_chunks_are_skipped():
   for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(micro)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
   assert float(m_micro["value_loss"]) == pytest.approx(float(m_full["value_loss"]), rel=1e-5)
+
+
+def test_trailing_encoder_padding_does_not_change_the_step():
+  """The update at a trimmed encoder length (rl_trainer.encoder_length_bucket) is the update at the full padded
+  length: same parameters and metrics to float tolerance."""
+  state, step, _, _ = _setup(lr=0.1, alpha=0.05, normalize=True)
+  batch = _batch([[0.0, 0.8], [0.2, 0.0]])
+  padded = dict(batch, encoder_ids=jnp.pad(batch["encoder_ids"], ((0, 0), (0, 10))))
+  f = {"reference": _setup(seed=5)[0].policy.params}
+  (a, ma), (b, mb) = step(state, batch, f), step(state, padded, f)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=2e-6)
+  for key in ("policy_loss", "value_loss", "kl_to_reference"):
+    assert float(ma[key]) == pytest.approx(float(mb[key]), rel=1e-4, abs=1e-6), key
+
+
+def test_encoder_length_bucket_by_hand():
+  from mtpo_jax.training.rl_trainer import encoder_length_bucket
+  ids = np.zeros((3, 192), np.int32)
+  ids[0, :8] = 5
+  ids[1, :61] = 5
+  assert encoder_length_bucket(ids, 4) == 96      # 61 tokens -> the second of 48, 96, 144, 192
+  ids[2, :143] = 5
+  assert encoder_length_bucket(ids, 4) == 144
+  ids[2, :145] = 5
+  assert encoder_length_bucket(ids, 4) == 192
+  assert encoder_length_bucket(ids, 1) == 192     # off
+  assert encoder_length_bucket(np.zeros((2, 192), np.int32), 4) == 48
