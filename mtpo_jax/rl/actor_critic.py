@@ -137,7 +137,8 @@ def actor_critic_step(state: ActorCriticState, batch: dict[str, jax.Array], froz
                       hp: ActorCriticHParams, policy: T5, value: T5Value, policy_tx: optax.GradientTransformation,
                       value_tx: optax.GradientTransformation) -> tuple[ActorCriticState, dict[str, jax.Array]]:
   """batch: encoder_ids [N, S], decoder_ids / token_mask [N, L], row_mask [N], turn_rows / turn_mask /
-  rewards [C, T]. frozen: {"reference": mu's params}. Pure; jit with shardings and a donated state."""
+  rewards [C, T], optionally behaviour_logp [N] (the sampled turn's log-prob under the sampling policy).
+  frozen: {"reference": mu's params}. Pure; jit with shardings and a donated state."""
   n = batch["encoder_ids"].shape[0]
   turn_rows, turn_mask = batch["turn_rows"], batch["turn_mask"].astype(jnp.float32)
   mb = hp.microbatch_rows if 0 < hp.microbatch_rows < n else n
@@ -206,4 +207,9 @@ def actor_critic_step(state: ActorCriticState, batch: dict[str, jax.Array], froz
       "update_norm": optax.tree.norm(p_updates) + optax.tree.norm(v_updates),
       "mean_turn_logp": (turn_logp * row_mask).sum() / jnp.maximum(row_mask.sum(), 1.0),
   }
+  if "behaviour_logp" in batch:
+    # log pi_theta(y|x) - log(behaviour)(y|x) per turn: ~0 on-policy; for MTPO-tau the mixture's distance from
+    # pi_theta, which the update ignores (no importance weights; docs/algorithms.md, "MTPO-tau samples")
+    metrics["behaviour_log_ratio"] = ((turn_logp - batch["behaviour_logp"]) * row_mask).sum() / jnp.maximum(
+        row_mask.sum(), 1.0)
   return ActorCriticState(policy=new_policy, value=new_value), metrics

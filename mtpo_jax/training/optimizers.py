@@ -30,7 +30,7 @@ def make_optimizer(name: str = "adafactor", learning_rate: float = 1e-3, schedul
                    warmup_steps: int = 0, total_steps: int | None = None, decay_rate: float = 0.8,
                    weight_decay: float = 0.0, b1: float = 0.9, b2: float = 0.999,
                    multiply_by_parameter_scale: bool = True, clipping_threshold: float | None = 1.0,
-                   grad_clip_norm: float | None = None) -> tuple[optax.GradientTransformation, optax.Schedule]:
+                   momentum: float | None = None, grad_clip_norm: float | None = None) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Adafactor with T5X's semantics, or AdamW / SGD; optional global-norm gradient clipping.
 
   Adafactor (Shazeer & Stern 2018) as T5X runs it, so a learning rate from a T5X paper (MTPO's Table 4: 4e-5,
@@ -38,12 +38,13 @@ def make_optimizer(name: str = "adafactor", learning_rate: float = 1e-3, schedul
   (`multiply_by_parameter_scale`) and clipped to RMS 1 (`clipping_threshold`, the update clipping of the
   Adafactor paper, not a gradient clip). `grad_clip_norm` adds a global-norm gradient clip before the optimizer;
   T5X has none by default, so neither do we: a Gin file that wants one asks for it (runs/sft.gin does).
+  `momentum`: Adafactor's optional first moment (T5X's beta1; None = off, T5X's default).
   """
   lr = make_schedule(learning_rate, schedule, warmup_steps, total_steps)
   if name == "adafactor":
     tx = optax.adafactor(lr, decay_rate=decay_rate, weight_decay_rate=weight_decay or None,
                          multiply_by_parameter_scale=multiply_by_parameter_scale,
-                         clipping_threshold=clipping_threshold)
+                         clipping_threshold=clipping_threshold, momentum=momentum)
   elif name == "adamw":
     tx = optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay)
   elif name == "sgd":

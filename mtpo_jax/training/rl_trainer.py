@@ -228,6 +228,8 @@ def update_batch(batch: ro.RolloutBatch, rewards: np.ndarray, num_rows: int,
   offset = distributed.process_offset(len(perm))
   local_turn_rows = np.where(batch.turn_rows >= 0, offset + position[np.maximum(batch.turn_rows, 0)], -1)
   rows = {k: distributed.gather_rows(getattr(batch, k)[perm]) for k in ("encoder_ids", "decoder_ids", "token_mask")}
+  rows["behaviour_logp"] = distributed.gather_rows(
+      (batch.logp_behaviour * batch.token_mask).sum(axis=1).astype(np.float32)[perm])
   n = len(rows["token_mask"])
   if n > num_rows:
     raise ValueError(f"the rollouts hold {n} rows; the update batch holds {num_rows}")
@@ -311,8 +313,8 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   num_conversations = contexts_per_batch * spec.copies
   num_rows = bucket(num_conversations * turns, max(16, partitioner.mesh.size))
   ac.microbatch_order(num_rows, hparams.microbatch_rows)  # ValueError if it does not divide num_rows
-  row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask")
-  batch_sh = {k: partitioner.data_sharding(1 if k == "row_mask" else 2) for k in row_keys}
+  row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask", "behaviour_logp")
+  batch_sh = {k: partitioner.data_sharding(1 if k in ("row_mask", "behaviour_logp") else 2) for k in row_keys}
   # [C, T] bookkeeping is tiny and C need not divide the data axis: replicate it.
   batch_sh.update({k: partitioner.replicated for k in ("turn_rows", "turn_mask", "rewards")})
   step = partitioner.jit(functools.partial(ac.actor_critic_step, hp=hparams, policy=policy, value=value,

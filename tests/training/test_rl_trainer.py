@@ -49,6 +49,11 @@ def test_every_algorithm_runs_through_the_entrypoint(tmp_path, algorithm, mesh):
     assert rows[0]["train/conversation_turns"] == 1.0  # one new agent turn per logged state
   assert 0.0 <= rows[-1]["train/win_rate_vs_reference"] <= 1.0
   assert rows[-1]["train/policy_active"] == 1.0 and rows[-1]["train/kl_to_reference"] > 0  # the policy moved
+  # The update scores the sampled turns as the sampler did: on-policy (and for every algorithm at iteration 1,
+  # where pi_theta = mu = the mixture) log pi_theta(y|x) equals the behaviour log-prob of the rollout.
+  on_policy = rows if spec.tau == "none" else rows[:1]
+  assert all(abs(r["train/behaviour_log_ratio"]) < 2e-3 for r in on_policy), [r["train/behaviour_log_ratio"]
+                                                                             for r in rows]
 
 
 def test_mtpo_resumes_with_identical_metrics(tmp_path):
