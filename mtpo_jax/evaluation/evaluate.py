@@ -3,7 +3,9 @@
     python -m mtpo_jax.evaluation.evaluate --run sft=runs/sft_edu --run mtpo=runs/mtpo_oracle \\
         --out runs/eval_edu --num_contexts 256 --env education --seed 0
 
-Each --run NAME=DIR[,DIR...] is an SFT, RL or Iterative PPO run directory (several: the seeds of one method,
+Each --run NAME=DIR[,DIR...] is an SFT, RL or Iterative PPO run directory, or (education) a scripted teacher of
+the data generator, `scripted:<preference>:<reaction>` (envs/education/scripted_teacher.py, e.g.
+`--run ceiling=scripted:hands_on:might_adapt`), (several: the seeds of one method,
 averaged over every seed pair as in the paper's 3 x 3 seed matrices) (its newest checkpoint; its config.gin gives the
 T5Config, or pass --gin_file/--gin for every run). Every method plays the same held-out contexts with the same
 sampling keys; the ground-truth judge (the rubric for education, the sale price for negotiation) compares every
@@ -121,15 +123,26 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
   """Runs the CLI (see the module docstring) and returns the matrix."""
   args = parse_args(sys.argv[1:] if argv is None else argv)
   settings = resolve_settings(args)
-  loaded = {}
+  from mtpo_jax.envs.education import scripted_teacher
+  loaded, scripted = {}, {}
   for key, directory in seed_runs(args.runs).items():
+    if directory.startswith(scripted_teacher.PREFIX):
+      if args.env != "education" or args.student:
+        raise SystemExit(f"{directory}: scripted teachers play Education Dialogue with the scripted student only")
+      scripted_teacher.parse_name(directory)  # fail on a bad name before any work
+      scripted[key] = directory
+      continue
     config = pol.model_config(directory, args.gin_file, args.gin)
     loaded[key] = pol.load_policy(directory, config)
+  if not loaded:
+    raise SystemExit("evaluate needs at least one trained policy (--run NAME=DIR) for the model settings")
   contexts = environments.contexts(args.env, args.num_contexts, args.seed, args.split)
   # PLAY: same contexts, same sampling keys, for every method and seed
   t0 = time.time()
   played = pol.play(loaded, args.env, contexts, seed=args.seed, chunk=args.chunk, vocab_path=args.vocab,
                     student_checkpoint=args.student, **settings)
+  for key, name in scripted.items():
+    played[key] = scripted_teacher.play(name, contexts, max_agent_turns=settings["max_agent_turns"], seed=args.seed)
   keys = list(seed_runs(args.runs))
   conversations, start = {}, 0
   for name, dirs in args.runs.items():
@@ -144,8 +157,8 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
           "vocab": args.vocab, "student": args.student, "runs": {}}
   for name, dirs in args.runs.items():
     info["runs"][name] = [{"run_dir": d, "checkpoint_dir": loaded[k].checkpoint_dir, "step": loaded[k].step,
-                           "layout": loaded[k].layout, "meta": loaded[k].meta}
-                          for k, d in seed_runs({name: dirs}).items()]
+                           "layout": loaded[k].layout, "meta": loaded[k].meta} if k in loaded
+                          else {"scripted_teacher": d} for k, d in seed_runs({name: dirs}).items()]
   text = write_outputs(args.out, result, conversations, judge, args.runs, info, args.num_samples)
   print(text)
   return result

@@ -171,9 +171,12 @@ def run_settings(run_dir: str, names: Sequence[str]) -> dict[str, Any]:
 
 def play(policies: Mapping[str, LoadedPolicy], env_name: str, contexts: Sequence[Context], *, max_agent_turns: int,
          input_length: int, max_turn_tokens: int, temperature: float = 1.0, seed: int = 0, chunk: int = 64,
-         vocab_path: str | None = None, student_checkpoint: str | None = None) -> dict[str, list[Conversation]]:
-  """name -> the K conversations (one per context, in `contexts` order) the policy plays against a fresh
-  environment, `chunk` contexts per sampler batch, with identical sampling keys for every method.
+         vocab_path: str | None = None, student_checkpoint: str | None = None,
+         copies: int = 1) -> dict[str, list[Conversation]]:
+  """name -> the K * copies conversations the policy plays against a fresh environment (context-major: the
+  copies of context k are entries k * copies ... k * copies + copies - 1; copy 0 is the conversation a
+  `copies = 1` call plays), `chunk` contexts per sampler batch, with identical sampling keys for every method.
+  Copies have their own sampling keys (rollout.conversation_key), e.g. for best-of-n.
   `student_checkpoint`: a learned Education Dialogue student (the first policy's T5Config) instead of the
   scripted one; its replies are keyed by conversation, so every method meets the same student."""
   vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
@@ -191,6 +194,8 @@ def play(policies: Mapping[str, LoadedPolicy], env_name: str, contexts: Sequence
       student = environments.learned_student(student_checkpoint, policy.config, vocab, input_length=input_length,
                                              max_turn_tokens=max_turn_tokens, seed=seed)
     env = environments.make_environment(env_name, max_agent_turns, seed, student)
-    out[name] = ro.collect_conversations(env, turn_policy, contexts, chunk=chunk, seed=seed + 1,
+    if copies < 1:
+      raise ValueError(f"copies must be >= 1, got {copies}")
+    out[name] = ro.collect_conversations(env, turn_policy, contexts, copies, chunk=chunk, seed=seed + 1,
                                          iteration=EVAL_ITERATION)
   return out

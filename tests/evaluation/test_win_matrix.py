@@ -243,6 +243,24 @@ def test_cli_end_to_end_on_two_tiny_policies(tmp_path, capsys):
   learned = pol.play({"sft": loaded}, "education", contexts, student_checkpoint=f"{sft}/checkpoints",
                      **settings)["sft"]
   assert [c.turns[0].text for c in learned] == [c.turns[0].text for c in scripted]
+  # copies: context-major, copy 0 is the single-copy conversation, other copies sample with their own keys
+  three = pol.play({"sft": loaded}, "education", contexts, copies=3, **settings)["sft"]
+  assert len(three) == 6 and [c.context.context_id for c in three[:3]] == [contexts[0].context_id] * 3
+  assert [three[0].turns, three[3].turns] == [c.turns for c in scripted]
+  assert len({c.turns for c in three[:3]}) > 1
+  # a scripted teacher of the generator is a nameable method: it plays the same contexts as the policies
+  ceiling = evaluate.evaluate(["--run", f"sft={sft}", "--run", "ceiling=scripted:hands_on:might_adapt",
+                               "--out", str(tmp_path / "e3"), "--num_contexts", "4", "--resamples", "50",
+                               "--max_agent_turns", "2", "--input_length", "64", "--max_turn_tokens", "8"])
+  from mtpo_jax.envs.education import scripted_teacher
+  from mtpo_jax.oracles.rubric import RubricJudge
+  by_hand = scripted_teacher.play("scripted:hands_on:might_adapt", environments.contexts("education", 4, 0, "eval"),
+                                  max_agent_turns=2)
+  assert ceiling.scores[1] == pytest.approx(float(RubricJudge().score(by_hand).mean()))
+  with pytest.raises(ValueError, match="is not a scripted teacher"):
+    evaluate.evaluate(["--run", f"sft={sft}", "--run", "bad=scripted:chalk:calm", "--out", str(tmp_path / "e4")])
+  with pytest.raises(ValueError, match="copies must be >= 1"):
+    pol.play({"sft": loaded}, "education", contexts, copies=0, **settings)
   student_turns = lambda convs: [t.text for c in convs for t in c.turns if not t.is_agent]
   assert student_turns(learned) and student_turns(learned) != student_turns(scripted)
   with pytest.raises(ValueError, match="for 'education' only"):
