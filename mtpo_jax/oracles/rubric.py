@@ -36,8 +36,9 @@ a conversation whose last turn does not carry the marker has not ended *yet*, so
 -0.5 for never ending; everything else is unchanged. Two continuations x_h + y1, x_h + y2 of one state share
 their student turns, so their difference comes from the teacher terms of the candidate turn, plus `ending`
 when a candidate closes the conversation: +0.5 for a proper close, -0.5 for giving up (on this term the default
-judge scores giving up the same as going on, and a proper close a full point above it). After three teaching
-turns the rubric rewards no further teaching as such, so even the partial judge often prefers a proper close.
+judge scores giving up the same as going on, and a proper close up to a full point above it: the close's +0.5
+is scaled by the teaching share, see `gate`). After three teaching turns the rubric rewards no further teaching
+as such, so even the partial judge often prefers a proper close.
 
 docs/education_dialogue.md explains the choices. The scale makes T = 1 a fairly sharp judge (one criterion's
 worth of difference gives P ~ 0.73-0.98).

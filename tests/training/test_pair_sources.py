@@ -146,14 +146,19 @@ def test_partial_rubric_does_not_punish_an_unfinished_prefix():
   full, partial = RubricJudge(), RubricJudge(partial=True)
   assert full.breakdown(teach)["ending"] == -0.5 and partial.breakdown(teach)["ending"] == 0.0
   for judge in (full, partial):  # a finished conversation is judged the same
-    assert judge.breakdown(close)["ending"] == 0.5 and judge.breakdown(give_up)["ending"] == -0.5
+    # a proper close earns its +0.5 in proportion to the teaching turns given (the rubric's gate: substance is
+    # -1 per teaching turn short of 3); giving up costs the full -0.5
+    taught = 3 + judge.breakdown(close)["substance"]
+    assert 0 < taught < 3 and judge.breakdown(close)["ending"] == pytest.approx(0.5 * taught / 3)
+    assert judge.breakdown(give_up)["ending"] == -0.5
     assert judge.breakdown(conv) == full.breakdown(conv)
   # only the unfinished candidate moves, by the 0.5 of "never ended": going on gains 0.5 on a proper close and on
-  # giving up; here the full rubric prefers closing at the second turn, the partial one teaching on
+  # giving up. With the teaching gate even the full rubric prefers teaching on to a polite close after one
+  # lesson (the close's bonus is a third of 0.5); the partial one prefers it more
   for other in (close, give_up):
     gap = lambda judge: judge.score([teach])[0] - judge.score([other])[0]
     assert gap(partial) == pytest.approx(gap(full) + 0.5)
-  assert full.preference([teach], [close])[0] < 0.5 < partial.preference([teach], [close])[0]
+  assert 0.5 < full.preference([teach], [close])[0] < partial.preference([teach], [close])[0]
   assert partial.preference([teach], [give_up])[0] > full.preference([teach], [give_up])[0] > 0.5
 
 
