@@ -99,8 +99,9 @@ def write_outputs(out: str, result: WinMatrix, conversations, judge, runs: dict[
   os.makedirs(out, exist_ok=True)
   table = report.markdown_table(result)
   settings = ", ".join(f"{k}={v}" for k, v in info["settings"].items())
-  sources = [f"- {n}: " + "; ".join(f"`{s['checkpoint_dir']}` step {s['step']} ({s['layout']})" for s in runs_)
-             for n, runs_ in info["runs"].items()]
+  source = lambda s: (f"scripted teacher `{s['scripted_teacher']}`" if "scripted_teacher" in s
+                      else f"`{s['checkpoint_dir']}` step {s['step']} ({s['layout']})")
+  sources = [f"- {n}: " + "; ".join(source(s) for s in runs_) for n, runs_ in info["runs"].items()]
   text = (f"# Win-rate matrix ({info['env']}, {info['split']} contexts, seed {info['seed']})\n\n{table}\n"
           f"Settings: {settings}.\n\nPolicies:\n" + "\n".join(sources) + "\n")
   with open(os.path.join(out, "win_matrix.md"), "w") as f:
