@@ -130,7 +130,7 @@ def evaluate(args: argparse.Namespace, runs: dict[str, str], settings: dict) -> 
       best = (name, r)
   result["ceiling"] = {"name": best[0], **best[1]}
   for method, run_dir in runs.items():
-    steps = sorted(policies._manager(policies.find_checkpoint_dir(run_dir)).all_steps())
+    steps = policies.checkpoint_steps(run_dir)
     kls, elapsed = kl_by_step(run_dir), elapsed_by_step(run_dir)
     rows = [{"iteration": 0, "minutes": 0.0, "win_rate": 0.5, "low": 0.5, "high": 0.5,
              "score": result["sft_score"], "kl": 0.0}]

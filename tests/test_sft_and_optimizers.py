@@ -67,6 +67,10 @@ def test_adafactor_follows_t5x_parameter_scaled_steps():
   tx, _ = optimizers.make_optimizer("adafactor", learning_rate=0.1, multiply_by_parameter_scale=False)
   u, _ = tx.update(g, tx.init(p), p)
   np.testing.assert_allclose(np.asarray(u["w"]), [-0.1, 0.1, -0.1], rtol=1e-5)
+  # momentum (T5X's beta1) keeps an exponential average of those updates, (1 - 0.9) x the step at step 1
+  tx, _ = optimizers.make_optimizer("adafactor", learning_rate=0.1, momentum=0.9)
+  u, _ = tx.update(g, tx.init(p), p)
+  np.testing.assert_allclose(np.asarray(u["w"]), [-0.02, 0.02, -0.02], rtol=1e-5)
   small = {"w": jnp.full((3,), 1e-6)}
   tx, _ = optimizers.make_optimizer("adafactor", learning_rate=0.1)
   u, _ = tx.update(g, tx.init(small), small)

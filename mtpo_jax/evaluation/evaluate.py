@@ -3,11 +3,11 @@
     python -m mtpo_jax.evaluation.evaluate --run sft=runs/sft_edu --run mtpo=runs/mtpo_oracle \\
         --out runs/eval_edu --num_contexts 256 --env education --seed 0
 
-Each --run NAME=DIR[,DIR...] is an SFT, RL or Iterative PPO run directory, or (education) a scripted teacher of
-the data generator, `scripted:<preference>:<reaction>` (envs/education/scripted_teacher.py, e.g.
-`--run ceiling=scripted:hands_on:might_adapt`), (several: the seeds of one method,
+Each --run NAME=DIR[,DIR...] is an SFT, RL or Iterative PPO run directory (several: the seeds of one method,
 averaged over every seed pair as in the paper's 3 x 3 seed matrices) (its newest checkpoint; its config.gin gives the
-T5Config, or pass --gin_file/--gin for every run). Every method plays the same held-out contexts with the same
+T5Config, or pass --gin_file/--gin for every run). For education, DIR may instead name a scripted teacher of the
+data generator, `scripted:<preference>:<reaction>` (envs/education/scripted_teacher.py, e.g.
+`--run ceiling=scripted:hands_on:might_adapt`). Every method plays the same held-out contexts with the same
 sampling keys; the ground-truth judge (the rubric for education, the sale price for negotiation) compares every
 pair in both orders. Conversation settings (max_agent_turns, input_length, max_turn_tokens, temperature) default
 to the first RL run's config.gin that binds them, then to train_rl's defaults; they are the same for every method.
@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any, Sequence
 
+from mtpo_jax.envs.education import scripted_teacher
 from mtpo_jax.evaluation import policies as pol
 from mtpo_jax.evaluation import report
 from mtpo_jax.evaluation.win_matrix import WinMatrix, grouped_win_matrix
@@ -124,7 +125,6 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
   """Runs the CLI (see the module docstring) and returns the matrix."""
   args = parse_args(sys.argv[1:] if argv is None else argv)
   settings = resolve_settings(args)
-  from mtpo_jax.envs.education import scripted_teacher
   loaded, scripted = {}, {}
   for key, directory in seed_runs(args.runs).items():
     if directory.startswith(scripted_teacher.PREFIX):

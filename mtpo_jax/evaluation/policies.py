@@ -54,6 +54,14 @@ def _manager(directory: str) -> ocp.CheckpointManager:
                                item_handlers=handlers)
 
 
+def checkpoint_steps(run_dir: str) -> list[int]:
+  """The saved steps of a run (`find_checkpoint_dir`), ascending."""
+  manager = _manager(find_checkpoint_dir(run_dir))
+  steps = sorted(manager.all_steps())
+  manager.close()
+  return steps
+
+
 def find_checkpoint_dir(run_dir: str) -> str:
   """`run_dir/checkpoints` (or `run_dir` itself, if it is a checkpoints directory) holding at least one step."""
   for d in (os.path.join(run_dir, "checkpoints"), run_dir):
@@ -179,6 +187,8 @@ def play(policies: Mapping[str, LoadedPolicy], env_name: str, contexts: Sequence
   Copies have their own sampling keys (rollout.conversation_key), e.g. for best-of-n.
   `student_checkpoint`: a learned Education Dialogue student (the first policy's T5Config) instead of the
   scripted one; its replies are keyed by conversation, so every method meets the same student."""
+  if copies < 1:
+    raise ValueError(f"copies must be >= 1, got {copies}")
   vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
   sampling = SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature)
   samplers: dict[T5Config, Sampler] = {}  # one compiled sampler per distinct model shape
@@ -194,8 +204,6 @@ def play(policies: Mapping[str, LoadedPolicy], env_name: str, contexts: Sequence
       student = environments.learned_student(student_checkpoint, policy.config, vocab, input_length=input_length,
                                              max_turn_tokens=max_turn_tokens, seed=seed)
     env = environments.make_environment(env_name, max_agent_turns, seed, student)
-    if copies < 1:
-      raise ValueError(f"copies must be >= 1, got {copies}")
     out[name] = ro.collect_conversations(env, turn_policy, contexts, copies, chunk=chunk, seed=seed + 1,
                                          iteration=EVAL_ITERATION)
   return out

@@ -74,7 +74,9 @@ class RubricWeights:
   repeat: float = 1.0
 
 
-def _teacher_terms(conv: Conversation, topic: str, preference: str, w: RubricWeights) -> dict[str, float]:
+def _teacher_terms(conv: Conversation, topic: str, preference: str,
+                   w: RubricWeights) -> tuple[dict[str, float], int]:
+  """(teacher-side terms, number of teaching turns)."""
   tc = [cues.analyze_turn(t.text, topic) for t in conv.turns if t.is_agent]
   repeats = [cues.is_repeat(c, tc[:i]) for i, c in enumerate(tc)]
   asks = [i for i, c in enumerate(tc) if c.asks_preference]
@@ -98,7 +100,7 @@ def _teacher_terms(conv: Conversation, topic: str, preference: str, w: RubricWei
       "substance": -w.substance * max(0, 3 - len(matches)),
       "degenerate": -(w.says_nothing * sum(c.says_nothing for c in tc) + w.stuffed * sum(c.stuffed for c in tc)
                       + w.overlong * sum(c.overlong for c in tc) + w.repeat * sum(repeats)),
-  }
+  }, len(matches)
 
 
 def _student_terms(conv: Conversation, topic: str, w: RubricWeights) -> dict[str, float]:
@@ -122,14 +124,7 @@ def _ending_term(conv: Conversation, topic: str, w: RubricWeights, partial: bool
   return -w.ending if bad else w.ending
 
 
-GATED = ("participation", "engagement", "understanding", "ending")
-
-
-def substance_share(substance_term: float, w: RubricWeights) -> float:
-  """min(1, teaching turns / 3), read back from the substance term (-w * teaching turns short of 3)."""
-  if w.substance <= 0:
-    return 1.0
-  return float(np.clip(1.0 - (-substance_term / w.substance) / 3.0, 0.0, 1.0))
+GATED = ("participation", "engagement", "understanding", "ending")  # positive parts scaled by the teaching share
 
 
 class RubricJudge:
@@ -148,12 +143,12 @@ class RubricJudge:
       topic, preference = ctx.visible["topic"], attributes.student_style_of(ctx.hidden["student_preference"])
     except KeyError as e:
       raise ValueError(f"context {ctx.context_id!r} lacks {e.args[0]!r} (see envs/education/convert.py)") from None
-    terms = _teacher_terms(conversation, topic, preference, self.weights)
+    terms, teaching_turns = _teacher_terms(conversation, topic, preference, self.weights)
     terms.update(_student_terms(conversation, topic, self.weights))
     terms["ending"] = _ending_term(conversation, topic, self.weights, self.partial)
     # A lesson earns its bonuses by teaching: the positive parts of participation, engagement, understanding and
     # ending are scaled by the share of the 3 teaching turns it gave (penalties keep their full weight).
-    share = substance_share(terms["substance"], self.weights)
+    share = min(1.0, teaching_turns / 3.0)
     for key in GATED:
       terms[key] = terms[key] * share if terms[key] > 0 else terms[key]
     return terms

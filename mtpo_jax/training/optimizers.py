@@ -30,7 +30,8 @@ def make_optimizer(name: str = "adafactor", learning_rate: float = 1e-3, schedul
                    warmup_steps: int = 0, total_steps: int | None = None, decay_rate: float = 0.8,
                    weight_decay: float = 0.0, b1: float = 0.9, b2: float = 0.999,
                    multiply_by_parameter_scale: bool = True, clipping_threshold: float | None = 1.0,
-                   momentum: float | None = None, grad_clip_norm: float | None = None) -> tuple[optax.GradientTransformation, optax.Schedule]:
+                   momentum: float | None = None,
+                   grad_clip_norm: float | None = None) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Adafactor with T5X's semantics, or AdamW / SGD; optional global-norm gradient clipping.
 
   Adafactor (Shazeer & Stern 2018) as T5X runs it, so a learning rate from a T5X paper (MTPO's Table 4: 4e-5,
