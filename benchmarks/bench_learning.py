@@ -28,7 +28,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 
 SETTINGS = ("max_agent_turns", "input_length", "max_turn_tokens", "temperature")
 
@@ -38,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--pipeline_dir", required=True, help="a main-job run directory with education/sft and vocabulary")
   p.add_argument("--out", required=True)
   p.add_argument("--methods", default="mtpo,rlhf_multi", help="comma-separated train_rl algorithms")
-  p.add_argument("--iterations", type=int, default=None, help="default: the main job's train_rl.num_iterations")
+  p.add_argument("--iterations", type=int, default=None, help="default: the main job's LoopSettings.num_steps")
   p.add_argument("--eval_every", type=int, default=10)
   p.add_argument("--test_contexts", type=int, default=128)
   p.add_argument("--seed", type=int, default=0)
@@ -51,9 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main_job_rl_bindings() -> list[str]:
   """The main job's RL overrides (experiments/pipeline_tiny.gin), so the benchmark measures what it runs."""
   import gin
-  from mtpo_jax import main
-  main.parse_config(["experiments/pipeline_tiny.gin"], ["MODEL_DIR = '/unused'"])
-  overrides = gin.query_parameter("run_pipeline.overrides")
+  from mtpo_jax import gin_registry
+  gin_registry.parse_config(["experiments/pipeline_tiny.gin"], ["MODEL_DIR = '/unused'"])
+  overrides = gin.query_parameter("PipelinePlan.overrides")
   gin.clear_config()
   return list(overrides["rl"])
 
@@ -63,11 +62,11 @@ def train(method: str, run_dir: str, args: argparse.Namespace, base: list[str]) 
   sft = os.path.join(args.pipeline_dir, "education", "sft", "checkpoints")
   vocab = os.path.join(args.pipeline_dir, "vocabulary", "spm.model")
   bindings = [*base, "T5Config.vocab_size = 3072", f"MODEL_DIR = '{run_dir}'", f"SFT_CHECKPOINT = '{sft}'",
-              f"train_rl.vocab_path = '{vocab}'", f"train_rl.seed = {args.seed}",
-              f"train_rl.save_every = {args.eval_every}", "train_rl.keep_checkpoints = 1000",
+              f"ConversationSettings.vocab_path = '{vocab}'", f"LoopSettings.seed = {args.seed}",
+              f"LoopSettings.save_every = {args.eval_every}", "LoopSettings.keep_checkpoints = 1000",
               # the trainer's own evaluation (eval split) is not needed: this benchmark evaluates on test contexts
-              "train_rl.eval_every = 100000", "train_rl.eval_contexts = 8",
-              *([f"train_rl.num_iterations = {args.iterations}"] if args.iterations else []), *args.gin]
+              "LoopSettings.eval_every = 100000", "train_rl.eval_contexts = 8",
+              *([f"LoopSettings.num_steps = {args.iterations}"] if args.iterations else []), *args.gin]
   cmd = [sys.executable, "-m", "mtpo_jax.main", "--gin_file=models/t5_tiny.gin", f"--gin_file=runs/{method}.gin",
          "--gin_file=meshes/cpu.gin", *[f"--gin_bindings={b}" for b in bindings]]
   t0 = time.time()
@@ -101,19 +100,22 @@ def elapsed_by_step(run_dir: str) -> dict[int, float]:
 
 
 def evaluate(args: argparse.Namespace, runs: dict[str, str], settings: dict) -> dict:
+  from mtpo_jax.checkpoints import checkpoint_steps, load_policy
   from mtpo_jax.envs.education import scripted_teacher
+  from mtpo_jax.envs.registry import ConversationSettings
   from mtpo_jax.evaluation import policies
   from mtpo_jax.evaluation.win_matrix import bootstrap_indices, bootstrap_interval, symmetric_preferences
   from mtpo_jax.oracles.rubric import RubricJudge
-  from mtpo_jax.training import environments
+  from mtpo_jax.envs import registry
 
   vocab = os.path.join(args.pipeline_dir, "vocabulary", "spm.model")
   config = policies.model_config(None, ["models/t5_tiny.gin"], ["T5Config.vocab_size = 3072"])
-  contexts = environments.contexts("education", args.test_contexts, args.seed, "test")
+  contexts = registry.contexts("education", args.test_contexts, args.seed, "test")
   judge = RubricJudge()
   idx = bootstrap_indices(len(contexts), args.resamples, args.seed)
-  play = lambda loaded: policies.play(loaded, "education", contexts, vocab_path=vocab, seed=args.seed, **settings)
-  sft = policies.load_policy(os.path.join(args.pipeline_dir, "education", "sft"), config)
+  conversation = ConversationSettings(vocab_path=vocab, **settings)
+  play = lambda loaded: policies.play(loaded, conversation, contexts, seed=args.seed)
+  sft = load_policy(os.path.join(args.pipeline_dir, "education", "sft"), config)
   reference = play({"sft": sft})["sft"]
 
   def row(conversations) -> dict:
@@ -130,12 +132,12 @@ def evaluate(args: argparse.Namespace, runs: dict[str, str], settings: dict) -> 
       best = (name, r)
   result["ceiling"] = {"name": best[0], **best[1]}
   for method, run_dir in runs.items():
-    steps = policies.checkpoint_steps(run_dir)
+    steps = checkpoint_steps(run_dir)
     kls, elapsed = kl_by_step(run_dir), elapsed_by_step(run_dir)
     rows = [{"iteration": 0, "minutes": 0.0, "win_rate": 0.5, "low": 0.5, "high": 0.5,
              "score": result["sft_score"], "kl": 0.0}]
     for step in steps:
-      loaded = policies.load_policy(run_dir, config, step)
+      loaded = load_policy(run_dir, config, step)
       rows.append({"iteration": int(step), "minutes": elapsed.get(step, float("nan")) / 60.0,
                    **row(play({method: loaded})[method]), "kl": kls.get(step, float("nan"))})
       print(f"[bench_learning] {method} iteration {step}: win rate {rows[-1]['win_rate']:.3f} "
@@ -193,7 +195,7 @@ def main(argv=None) -> None:
   settings = {"temperature": 1.0}
   for b in [*base, *args.gin]:
     key, _, value = b.partition("=")
-    name = key.strip().removeprefix("train_rl.")
+    name = key.strip().removeprefix("ConversationSettings.")
     if name in SETTINGS:
       settings[name] = type(settings.get(name, 0))(float(value)) if name == "temperature" else int(value)
   runs, seconds = {}, {}

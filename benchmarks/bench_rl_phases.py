@@ -19,9 +19,10 @@ import statistics
 import tempfile
 import time
 
+import gin
 import jax
 
-from mtpo_jax import main as entry
+from mtpo_jax import gin_registry
 
 PHASES = ("decode_s", "environment_s", "judge_s", "update_s")
 
@@ -41,16 +42,16 @@ def main() -> None:
   ap.add_argument("--microbatch_rows", type=int, default=64, help="ActorCriticHParams.microbatch_rows (0: all)")
   args = ap.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
-    bindings = [*args.gin, f"MODEL_DIR = '{tmp}'", f"train_rl.num_iterations = {args.iterations}",
-                f"train_rl.contexts_per_batch = {args.contexts}", f"train_rl.max_agent_turns = {args.max_agent_turns}",
-                f"train_rl.input_length = {args.input_length}", f"train_rl.max_turn_tokens = {args.max_turn_tokens}",
-                "train_rl.eval_every = 1000000", "train_rl.eval_contexts = 1", "train_rl.save_every = 1000000",
+    bindings = [*args.gin, f"MODEL_DIR = '{tmp}'", f"LoopSettings.num_steps = {args.iterations}",
+                f"LoopSettings.batch_size = {args.contexts}", f"ConversationSettings.max_agent_turns = {args.max_agent_turns}",
+                f"ConversationSettings.input_length = {args.input_length}", f"ConversationSettings.max_turn_tokens = {args.max_turn_tokens}",
+                "LoopSettings.eval_every = 1000000", "train_rl.eval_contexts = 1", "LoopSettings.save_every = 1000000",
                 "ActorCriticHParams.policy_delay = 0", f"ActorCriticHParams.microbatch_rows = {args.microbatch_rows}"]
     if args.init_checkpoint:
       bindings.append(f"SFT_CHECKPOINT = '{args.init_checkpoint}'")
-    entry.parse_config([args.gin_model, f"runs/{args.algorithm}.gin", args.mesh], bindings)
+    gin_registry.parse_config([args.gin_model, f"runs/{args.algorithm}.gin", args.mesh], bindings)
     t0 = time.time()
-    entry.run_job()
+    gin.get_configurable("run")()
     wall = time.time() - t0
     with open(os.path.join(tmp, "metrics.jsonl")) as f:
       rows = [json.loads(line) for line in f if '"train/decode_s"' in line]

@@ -24,7 +24,7 @@ import gin
 import jax
 import numpy as np
 
-from mtpo_jax import main as entry
+from mtpo_jax import gin_registry
 from mtpo_jax import partitioning
 from mtpo_jax.data.batches import make_enc_dec_batch
 from mtpo_jax.models.t5 import T5
@@ -55,7 +55,7 @@ def main() -> None:
   ap.add_argument("--peak_tflops", type=float, default=None, help="per-device peak (default: by device kind)")
   args = ap.parse_args()
 
-  entry.parse_config([args.gin_model, args.mesh], args.gin)
+  gin_registry.parse_config([args.gin_model, args.mesh], args.gin)
   config = gin.get_configurable("T5Config")()
   spec = gin.get_configurable("MeshSpec")()
   partitioner = partitioning.Partitioner(partitioning.make_mesh(spec), spec.rules)

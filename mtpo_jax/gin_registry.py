@@ -1,13 +1,18 @@
 """Registers the library's functions and classes with Gin: the only place that makes them configurable.
 
-Library code takes plain arguments; this module exposes it to Gin files under short, stable names.
+Library code takes plain arguments; this module exposes it to Gin files under short, stable names, and parses Gin
+files and bindings (`parse_config`) for the entrypoint and for anything that reads a run's config.gin.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Sequence
+
 import gin
 import jax.numpy as jnp
 
+GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 _REGISTERED = False
 
 
@@ -15,42 +20,73 @@ def register() -> None:
   global _REGISTERED
   if _REGISTERED:
     return
-  from mtpo_jax import partitioning
-  from mtpo_jax.data import toy_teacher
+  from mtpo_jax import launch, partitioning
+  from mtpo_jax.data import education_examples, negotiation_examples, toy_teacher
+  from mtpo_jax.envs.registry import ConversationSettings
   from mtpo_jax.models.config import T5Config
+  from mtpo_jax.oracles import learned
+  from mtpo_jax.oracles.bradley_terry import sale_reward_judge
   from mtpo_jax.oracles.rubric import RubricJudge
+  from mtpo_jax.pipeline import run as pipeline_run
+  from mtpo_jax.pipeline.plan import PlanConfig
   from mtpo_jax.rl.actor_critic import ActorCriticHParams
-  from mtpo_jax.training import environments, optimizers, rl_trainer, sft_trainer
+  from mtpo_jax.rl.ppo import PPOHParams
+  from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH
+  from mtpo_jax.training import iterative_ppo, optimizers, rl_trainer, scorer_trainer, sft_trainer
+  from mtpo_jax.training.loop import LoopSettings
+  from mtpo_jax.training.pair_sources import PairData
 
+  # the job runner and the jobs
+  gin.external_configurable(launch.run_job, "run")
+  gin.external_configurable(sft_trainer.train_sft, "train_sft")
+  gin.external_configurable(scorer_trainer.train_scorer, "train_scorer")
+  gin.external_configurable(rl_trainer.train_rl, "train_rl")
+  gin.external_configurable(iterative_ppo.train_iterative_ppo, "train_iterative_ppo")
+  gin.external_configurable(pipeline_run.run_pipeline, "run_pipeline")
+  # settings objects the jobs share
   gin.external_configurable(T5Config, "T5Config")
   gin.external_configurable(partitioning.MeshSpec, "MeshSpec")
   gin.external_configurable(optimizers.make_optimizer, "make_optimizer")
-  gin.external_configurable(sft_trainer.train_sft, "train_sft")
-  gin.external_configurable(rl_trainer.train_rl, "train_rl")
-  gin.external_configurable(environments.sale_reward_judge, "sale_reward_judge")
+  gin.external_configurable(LoopSettings, "LoopSettings")
+  gin.external_configurable(ConversationSettings, "ConversationSettings")
+  gin.external_configurable(PairData, "PairData")
+  gin.external_configurable(scorer_trainer.ScorerSpec, "ScorerSpec")
   gin.external_configurable(ActorCriticHParams, "ActorCriticHParams")
+  gin.external_configurable(PPOHParams, "PPOHParams")
+  gin.external_configurable(iterative_ppo.QSettings, "QSettings")
+  gin.external_configurable(PlanConfig, "PipelinePlan")
+  # judges
   gin.external_configurable(RubricJudge, "RubricJudge")
-  gin.external_configurable(toy_teacher.generate_split, "toy_teacher_split")
-  from mtpo_jax.data import education_examples
-  from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH
-  gin.external_configurable(education_examples.teacher_sft_split, "education_teacher_sft_split")
-  gin.external_configurable(education_examples.student_sft_split, "education_student_sft_split")
-  from mtpo_jax.data import negotiation_examples
-  gin.external_configurable(negotiation_examples.seller_sft_split, "negotiation_seller_sft_split")
-  gin.constant("DEFAULT_SPM_PATH", DEFAULT_SPM_PATH)
-  from mtpo_jax.oracles import learned
-  from mtpo_jax.training import pair_sources, scorer_trainer
-  gin.external_configurable(pair_sources.PairSampling, "PairSampling")
-  gin.external_configurable(scorer_trainer.train_reward_model, "train_reward_model")
-  gin.external_configurable(scorer_trainer.train_preference_model, "train_preference_model")
+  gin.external_configurable(sale_reward_judge, "sale_reward_judge")
   gin.external_configurable(learned.load_reward_judge, "learned_reward_judge")
   gin.external_configurable(learned.load_preference_judge, "learned_preference_judge")
-  from mtpo_jax.rl.ppo import PPOHParams
-  from mtpo_jax.training import iterative_ppo
-  gin.external_configurable(iterative_ppo.train_iterative_ppo, "train_iterative_ppo")
-  from mtpo_jax.pipeline import run as pipeline_run
-  gin.external_configurable(pipeline_run.run_pipeline, "run_pipeline")
-  gin.external_configurable(PPOHParams, "PPOHParams")
+  # data
+  gin.external_configurable(toy_teacher.generate_split, "toy_teacher_split")
+  gin.external_configurable(education_examples.teacher_sft_split, "education_teacher_sft_split")
+  gin.external_configurable(education_examples.student_sft_split, "education_student_sft_split")
+  gin.external_configurable(negotiation_examples.seller_sft_split, "negotiation_seller_sft_split")
+  gin.constant("DEFAULT_SPM_PATH", DEFAULT_SPM_PATH)
   gin.constant("bfloat16", jnp.bfloat16)
   gin.constant("float32", jnp.float32)
   _REGISTERED = True
+
+
+def parse_config(gin_files: Sequence[str], bindings: Sequence[str]) -> None:
+  """Parses files and bindings; raises on unknown names, missing files or syntax errors."""
+  register()
+  gin.clear_config()  # unlocks too: a second run in one process (tests, notebooks) starts clean
+  # Includes such as 'runs/sft.gin' must resolve under GIN_DIR before gin tries its package-resource reader,
+  # which crashes (TypeError) when the working directory holds a same-named folder (e.g. a `runs/` output
+  # directory is a namespace package to importlib). gin has no public API to order search paths.
+  from gin import config as gin_config
+  if GIN_DIR not in gin_config._LOCATION_PREFIXES:
+    gin_config._LOCATION_PREFIXES.insert(0, GIN_DIR)
+  resolved = []
+  for f in gin_files:
+    if os.path.exists(f):
+      resolved.append(os.path.abspath(f))
+    elif os.path.exists(os.path.join(GIN_DIR, f)):
+      resolved.append(os.path.join(GIN_DIR, f))
+    else:
+      raise FileNotFoundError(f"gin file {f!r} not found (looked in the working directory and {GIN_DIR})")
+  gin.parse_config_files_and_bindings(resolved, bindings, finalize_config=True)

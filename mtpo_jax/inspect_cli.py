@@ -28,7 +28,7 @@ def _examples(task: str, split: str):
 
 def _stats(task: str, split: str, input_length: int, target_length: int) -> dict:
   import seqio
-  from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+  from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
   vocab = Vocabulary(DEFAULT_SPM_PATH)
   examples = list(_examples(task, split))
   if not examples:

@@ -142,9 +142,25 @@ class Partitioner:
     """Materialises `init_fn(rng)` directly in its sharded layout; returns (state, state_shardings)."""
     with self.context():
       abstract = jax.eval_shape(init_fn, rng)
-      shardings = self.state_shardings(abstract, param_specs)
-      state = jax.jit(init_fn, out_shardings=shardings)(rng)
-    return state, shardings
+    shardings = self.state_shardings(abstract, param_specs)
+    return self.init_sharded(init_fn, rng, shardings), shardings
+
+  def init_sharded(self, init_fn: Callable[..., Any], rng: jax.Array, shardings: Any, host: Any = None,
+                   host_shardings: Any = None) -> Any:
+    """The one sharded-init path of every trainer: `init_fn(rng)`, or `init_fn(rng, host)` when host arrays are
+    given (e.g. checkpoint parameters, placed shard by shard in `host_shardings` first), materialised directly in
+    `shardings`; no array is ever whole on one device."""
+    with self.context():
+      if host is None:
+        return jax.jit(init_fn, out_shardings=shardings)(rng)
+      placed = self.place(host, host_shardings)
+      return jax.jit(init_fn, in_shardings=(self.replicated, host_shardings), out_shardings=shardings)(rng, placed)
+
+  def place(self, host: Any, shardings: Any) -> Any:
+    """Host arrays (numpy, identical on every process) -> global arrays in `shardings`; each process copies only
+    the shards its devices hold."""
+    return jax.tree.map(lambda a, s: jax.make_array_from_callback(np.shape(a), s, lambda i, a=a: a[i]), host,
+                        shardings)
 
   def jit(self, fn: Callable, in_shardings: Any, out_shardings: Any, donate_argnums=(),
           static_argnums=()) -> Callable:
@@ -165,9 +181,7 @@ class Partitioner:
     """Global batch (host numpy, identical on every process) -> device arrays, sharded along the data axes
     unless `shardings` names another sharding for a key."""
     shardings = shardings or {}
-    return {k: jax.make_array_from_callback(v.shape, shardings.get(k) or self.data_sharding(v.ndim),
-                                            lambda idx, v=v: v[idx])
-            for k, v in batch.items()}
+    return self.place(batch, {k: shardings.get(k) or self.data_sharding(np.ndim(v)) for k, v in batch.items()})
 
   def batch_rows(self, num_rows: int) -> slice:
     """The block of a [num_rows, ...] data-sharded batch that this process holds (every row with one process)."""
@@ -182,3 +196,11 @@ class Partitioner:
 def _lower_in(partitioner: Partitioner, jitted, *args):
   with partitioner.context():
     return jitted.lower(*args)
+
+
+def check_host_tree(host: Any, abstract: Any, message: str) -> None:
+  """ValueError(`message`) unless the host arrays `host` have the tree structure and shapes of `abstract`."""
+  want = jax.tree.map(lambda a: tuple(a.shape), abstract)
+  have = jax.tree.map(lambda a: tuple(np.shape(a)), host)
+  if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
+    raise ValueError(message)

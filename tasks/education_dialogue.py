@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from mtpo_jax.data import education_examples as ex
 from mtpo_jax.data import education_pairs
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_tasks.education_dialogue_tfds import load_records
 
 INPUT_LENGTH, TARGET_LENGTH = 512, 128

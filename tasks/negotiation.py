@@ -12,7 +12,7 @@ import functools
 import json
 from typing import Iterator
 
-from mtpo_jax.data import dialogue_format as fmt
+from mtpo_jax.text import dialogue_format as fmt
 from mtpo_jax.data.education_examples import flat_map
 from mtpo_jax.data.negotiation_examples import header as _header
 from mtpo_jax.data.negotiation_examples import turn_examples as _turn_examples

@@ -8,7 +8,7 @@ from typing import Iterator
 import seqio
 import tensorflow as tf
 
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_tasks import education_dialogue, negotiation
 
 

@@ -7,23 +7,22 @@ import shutil
 import subprocess
 import sys
 
-import gin
 import jax
 import numpy as np
 import pytest
 
-from mtpo_jax import main
-from mtpo_jax.training.checkpoints import CheckpointError, load_params
+from mtpo_jax import gin_registry, main
+from mtpo_jax.checkpoints import CheckpointError, load_params
 
 N = 4
 BASE = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu.gin",
-        "--gin.train_sft.batch_size=8", "--gin.toy_teacher_split.num_train=200",
+        "--gin.LoopSettings.batch_size=8", "--gin.toy_teacher_split.num_train=200",
         "--gin.toy_teacher_split.num_eval=16", "--gin.train_sft.eval_batches=1",
-        f"--gin.train_sft.save_every={N}", "--gin.train_sft.log_every=1", "--gin.train_sft.eval_every=1000"]
+        f"--gin.LoopSettings.save_every={N}", "--gin.LoopSettings.log_every=1", "--gin.LoopSettings.eval_every=1000"]
 
 
 def _args(model_dir, steps):
-  return BASE + [f"--gin.MODEL_DIR='{model_dir}'", f"--gin.train_sft.num_steps={steps}"]
+  return BASE + [f"--gin.MODEL_DIR='{model_dir}'", f"--gin.LoopSettings.num_steps={steps}"]
 
 
 def _losses(model_dir):
@@ -53,7 +52,7 @@ def test_resume_in_fresh_process_is_exact(straight_run, tmp_path, repo_root):
   jax.tree.map(np.testing.assert_array_equal, a, b)
   # The run directory documents itself.
   operative = open(os.path.join(d, "operative_config.gin")).read()
-  assert "train_sft.num_steps = 8" in operative and "T5Config.d_model = 64" in operative
+  assert "LoopSettings.num_steps = 8" in operative and "T5Config.d_model = 64" in operative
 
 
 def test_corrupt_checkpoint_gives_clear_error(straight_run, tmp_path):
@@ -78,7 +77,7 @@ def test_missing_checkpoint_dir_gives_clear_error(tmp_path):
 def test_checkpoint_from_other_model_is_refused(straight_run, tmp_path):
   d = str(tmp_path / "other")
   shutil.copytree(straight_run, d)
-  with pytest.raises(CheckpointError, match="different model config|does not match"):
+  with pytest.raises(CheckpointError, match="different run|does not match"):
     main.run(_args(d, 3 * N) + ["--gin.T5Config.d_ff=128"])
 
 
@@ -93,6 +92,6 @@ def test_unknown_gin_name_fails_before_work(tmp_path):
 
 def test_missing_gin_file_and_flags():
   with pytest.raises(FileNotFoundError, match="nope.gin"):
-    main.parse_config(["nope.gin"], [])
+    gin_registry.parse_config(["nope.gin"], [])
   with pytest.raises(SystemExit):
     main.parse_args(["--bogus=1", "--gin_file=x.gin"])

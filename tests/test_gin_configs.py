@@ -6,9 +6,9 @@ import os
 import gin
 import pytest
 
-from mtpo_jax import main
+from mtpo_jax import gin_registry
 
-GIN = main.GIN_DIR
+GIN = gin_registry.GIN_DIR
 EXPERIMENTS = sorted(os.path.relpath(p, GIN) for p in glob.glob(os.path.join(GIN, "experiments", "*.gin")))
 MESHES = sorted(os.path.relpath(p, GIN) for p in glob.glob(os.path.join(GIN, "meshes", "*.gin")))
 
@@ -22,7 +22,7 @@ def test_there_are_files_to_check():
 @pytest.mark.parametrize("mesh", MESHES)
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_parses_with_mesh(experiment, mesh):
-  main.parse_config([experiment, mesh], ["MODEL_DIR='/tmp/unused'"])
+  gin_registry.parse_config([experiment, mesh], ["MODEL_DIR='/tmp/unused'"])
   job = gin.query_parameter("run.job")
   assert job is not None
   assert gin.query_parameter("MeshSpec.model") >= 1
@@ -39,8 +39,8 @@ def test_layering_rules():
 
 def test_model_dir_is_required():
   with pytest.raises(ValueError, match="MODEL_DIR|REQUIRED"):
-    main.parse_config(["experiments/sft_tiny.gin"], [])
-    main.run_job()
+    gin_registry.parse_config(["experiments/sft_tiny.gin"], [])
+    gin.get_configurable("run")()
   gin.clear_config()
 
 
@@ -51,6 +51,6 @@ def test_includes_resolve_beside_same_named_folders(tmp_path, monkeypatch):
   (tmp_path / "models").mkdir()
   monkeypatch.chdir(tmp_path)
   monkeypatch.syspath_prepend(str(tmp_path))
-  main.parse_config(["experiments/sft_tiny.gin", "meshes/cpu.gin"], ["MODEL_DIR='/tmp/unused'"])
-  assert gin.query_parameter("train_sft.num_steps") > 0
+  gin_registry.parse_config(["experiments/sft_tiny.gin", "meshes/cpu.gin"], ["MODEL_DIR='/tmp/unused'"])
+  assert gin.query_parameter("LoopSettings.num_steps") > 0
   gin.clear_config()

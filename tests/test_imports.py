@@ -1,7 +1,5 @@
 """The jitted core stays light: models/, rl/ and the train steps import no TensorFlow, SeqIO, Gin or orbax."""
 
-import ast
-import gc
 import glob
 import os
 import subprocess
@@ -9,30 +7,15 @@ import sys
 
 import pytest
 
-PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mtpo_jax")
+from import_scan import PKG, scan
+
 HEAVY = ("tensorflow", "seqio", "tensorflow_datasets", "tensorflow_text")
 PURE_DIRS = ("models", "rl", "tabular")
 PURE_FILES = ("training/sft.py", "training/state.py", "partitioning.py")
 
 
-def _parse(path):
-  """ast.parse with the garbage collector paused: a finaliser of earlier tests' garbage running inside the AST
-  constructor makes CPython 3.11 raise "AST constructor recursion depth mismatch"."""
-  gc.collect()
-  gc.disable()
-  try:
-    return ast.parse(open(path).read(), path)
-  finally:
-    gc.enable()
-
-
 def _imports(path):
-  tree = _parse(path)
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      yield from (a.name for a in node.names)
-    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-      yield node.module
+  return scan()[os.path.relpath(path, PKG)]["all"]
 
 
 def _pure_files():
@@ -50,15 +33,8 @@ def test_pure_modules_import_nothing_heavy(path):
 
 
 def test_no_module_imports_tensorflow_at_top_level():
-  bad = {}
-  for path in glob.glob(os.path.join(PKG, "**", "*.py"), recursive=True):
-    tree = _parse(path)
-    for node in tree.body:  # module level only: lazy imports inside functions are allowed
-      names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-               else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-      hits = [n for n in names if n.split(".")[0] in HEAVY]
-      if hits:
-        bad[os.path.relpath(path, PKG)] = hits
+  bad = {path: hits for path, found in scan().items()  # module level only: lazy imports inside functions are allowed
+         if (hits := [n for n in found["top"] if n.split(".")[0] in HEAVY])}
   assert not bad
 
 

@@ -10,13 +10,13 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from mtpo_jax import partitioning
-from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.models.value import T5Value
+from mtpo_jax.testing import tiny_config
 from mtpo_jax.training import optimizers, sft
 from mtpo_jax.training.sft_trainer import build_train_state_fns
 
-CONFIG = T5Config(vocab_size=128, d_model=32, d_kv=8, d_ff=128, num_heads=8, relative_attention_num_buckets=8)
+CONFIG = tiny_config(128, d_ff=128, num_heads=8, relative_attention_num_buckets=8)
 MESHES = [(1, 1, 1), (8, 1, 1), (2, 2, 2), (1, 1, 8)]
 
 

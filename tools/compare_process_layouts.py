@@ -1,7 +1,7 @@
 """Runs one experiment as 1 process x (P*K) devices and as P processes x K devices, and prints them side by side.
 
     python tools/compare_process_layouts.py --num_processes=2 --devices_per_process=4 --out_dir=runs/layouts -- \
-        --gin_file=experiments/sft_tiny.gin --gin_file=meshes/cpu_multiprocess.gin --gin.train_sft.num_steps=20
+        --gin_file=experiments/sft_tiny.gin --gin_file=meshes/cpu_multiprocess.gin --gin.LoopSettings.num_steps=20
 
 Both runs use the same global mesh shape and global batch, so every logged loss and every saved array must agree
 up to float summation order. Prints, per logged step, the chosen metrics of both runs, then the largest
@@ -43,7 +43,7 @@ def max_state_difference(dir_a: str, dir_b: str, step: int | None = None) -> flo
   """Largest absolute difference over every array of two runs' checkpoints (the latest, or `step`); ValueError
   if they hold different trees."""
   import jax
-  from mtpo_jax.training.checkpoints import load_arrays
+  from mtpo_jax.checkpoints import load_arrays
   a = load_arrays(os.path.join(dir_a, "checkpoints"), step)
   b = load_arrays(os.path.join(dir_b, "checkpoints"), step)
   if jax.tree.structure(a) != jax.tree.structure(b):

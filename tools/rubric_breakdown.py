@@ -13,9 +13,11 @@ import argparse
 
 import numpy as np
 
+from mtpo_jax.checkpoints import load_policy
+from mtpo_jax.envs import registry
+from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.evaluation import policies
 from mtpo_jax.oracles.rubric import RubricJudge
-from mtpo_jax.training import environments
 
 
 def main(argv=None) -> None:
@@ -34,11 +36,11 @@ def main(argv=None) -> None:
   args = p.parse_args(argv)
   runs = dict(r.split("=", 1) for r in args.run)
   config = policies.model_config(None, args.gin_file, args.gin)
-  contexts = environments.contexts("education", args.num_contexts, args.seed, args.split)
-  played = policies.play({k: policies.load_policy(v, config) for k, v in runs.items()}, "education", contexts,
-                         max_agent_turns=args.max_agent_turns, input_length=args.input_length,
-                         max_turn_tokens=args.max_turn_tokens, temperature=args.temperature, seed=args.seed,
-                         vocab_path=args.vocab)
+  contexts = registry.contexts("education", args.num_contexts, args.seed, args.split)
+  settings = ConversationSettings(max_agent_turns=args.max_agent_turns, input_length=args.input_length,
+                                  max_turn_tokens=args.max_turn_tokens, temperature=args.temperature,
+                                  vocab_path=args.vocab)
+  played = policies.play({k: load_policy(v, config) for k, v in runs.items()}, settings, contexts, seed=args.seed)
   judge = RubricJudge()
   table = {name: [judge.breakdown(c) for c in convs] for name, convs in played.items()}
   terms = list(next(iter(table.values()))[0])

@@ -1,8 +1,8 @@
 """Trains the project's SentencePiece vocabulary on the generated dialogue corpora (T5 ids: pad 0, eos 1, unk 2).
 
-    python tools/train_vocab.py --out mtpo_jax/data/assets/dialogue_spm --vocab_size 4096
+    python tools/train_vocab.py --out mtpo_jax/text/assets/dialogue_spm --vocab_size 4096
 
-The committed `mtpo_jax/data/assets/dialogue_spm.model` was made by exactly that command. The corpus is every
+The committed `mtpo_jax/text/assets/dialogue_spm.model` was made by exactly that command. The corpus is every
 rendered model input and target of generated Education Dialogue and negotiation conversations (so headers such
 as "topic:" and "Teacher:" are in it), deterministic by seed; training uses one thread and is deterministic.
 """
@@ -13,7 +13,7 @@ import argparse
 import os
 import time
 
-from mtpo_jax.data.vocabulary import Vocabulary, train_sentencepiece
+from mtpo_jax.text.vocabulary import Vocabulary, train_sentencepiece
 from mtpo_jax.pipeline.data_stages import corpus_texts
 
 
@@ -25,7 +25,7 @@ def corpus(num_education: int, num_negotiation: int, seed: int) -> list[str]:
 
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--out", default="mtpo_jax/data/assets/dialogue_spm", help="model prefix (writes PREFIX.model)")
+  ap.add_argument("--out", default="mtpo_jax/text/assets/dialogue_spm", help="model prefix (writes PREFIX.model)")
   ap.add_argument("--vocab_size", type=int, default=4096)
   ap.add_argument("--num_education", type=int, default=3000)
   ap.add_argument("--num_negotiation", type=int, default=1000)

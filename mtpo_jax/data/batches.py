@@ -10,19 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from mtpo_jax.data.vocabulary import EOS_ID, PAD_ID, Vocabulary
-
-
-def pack_ids(seqs: Sequence[Sequence[int]], length: int, truncate_left: bool, add_eos: bool) -> np.ndarray:
-  """[N] ragged ids -> [N, length] right-padded with PAD; EOS appended (and kept) when `add_eos`."""
-  out = np.full((len(seqs), length), PAD_ID, np.int32)
-  for i, s in enumerate(seqs):
-    budget = length - 1 if add_eos else length
-    s = list(s[-budget:]) if truncate_left else list(s[:budget])
-    if add_eos:
-      s.append(EOS_ID)
-    out[i, :len(s)] = s
-  return out
+from mtpo_jax.text.packing import pack_ids
+from mtpo_jax.text.vocabulary import PAD_ID, Vocabulary
 
 
 class SFTBatches:

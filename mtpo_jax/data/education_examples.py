@@ -7,9 +7,9 @@ definition. Inputs are rendered by `dialogue_format`; targets are raw turn texts
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
-from mtpo_jax.data import dialogue_format as fmt
+from mtpo_jax.text import dialogue_format as fmt
 from mtpo_jax.envs.education.convert import record_id
 
 Record = dict[str, Any]
@@ -84,10 +84,6 @@ def flat_map(fn, records: Iterable[Record], **kwargs) -> Iterator[Example]:
     yield from fn(r, **kwargs)
 
 
-def truncation_rate(examples: Sequence[Example]) -> float:
-  return sum(e["truncated"] for e in examples) / max(len(examples), 1)
-
-
 def load_split(data_dir: str, split: str) -> list[Record]:
   """Records of `split` ("train" | "eval") from released-format files in `data_dir` (the names
   `mtpo-data generate` writes), validated; DataError naming each problem."""
@@ -119,7 +115,7 @@ def student_sft_split(num_train: int = 4000, num_eval: int = 200, seed: int = 0,
 
 def _sft_split(make_examples, num_train: int, num_eval: int, seed: int, max_input_tokens: int,
                data_dir: str | None, vocab_path: str | None):
-  from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+  from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
   from mtpo_jax.envs.education import generator
   vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
   count = lambda text: len(vocab.encode(text))

@@ -15,7 +15,7 @@ import random
 from typing import Iterator, Sequence
 
 from mtpo_jax.data import education_examples as ex
-from mtpo_jax.data.dialogue_format import TokenCounter
+from mtpo_jax.text.dialogue_format import TokenCounter
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.oracles.rubric import RubricJudge

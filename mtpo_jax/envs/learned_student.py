@@ -13,9 +13,9 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
-from mtpo_jax.data import dialogue_format as fmt
-from mtpo_jax.data.batches import pack_ids
-from mtpo_jax.data.vocabulary import Vocabulary
+from mtpo_jax.text import dialogue_format as fmt
+from mtpo_jax.text.packing import pack_ids
+from mtpo_jax.text.vocabulary import Vocabulary
 from mtpo_jax.models.decoding import Sampler, SamplingConfig
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.types import Conversation

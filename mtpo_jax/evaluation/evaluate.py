@@ -30,7 +30,10 @@ from mtpo_jax.envs.education import scripted_teacher
 from mtpo_jax.evaluation import policies as pol
 from mtpo_jax.evaluation import report
 from mtpo_jax.evaluation.win_matrix import WinMatrix, grouped_win_matrix
-from mtpo_jax.training import environments
+from mtpo_jax.checkpoints import load_policy
+from mtpo_jax.envs import registry
+from mtpo_jax.envs.registry import ConversationSettings
+from mtpo_jax.oracles.bradley_terry import sale_reward_judge
 
 # train_rl's defaults, used when neither the command line nor any run's config.gin sets them.
 DEFAULT_SETTINGS = {"max_agent_turns": 10, "input_length": 512, "max_turn_tokens": 64, "temperature": 1.0}
@@ -43,7 +46,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help="a method and its seeds' run directories (repeat, >= 2 methods)")
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--num_contexts", type=int, default=256)
-  parser.add_argument("--env", default="education", choices=environments.ENVIRONMENTS)
+  parser.add_argument("--env", default="education", choices=registry.ENVIRONMENTS)
   parser.add_argument("--split", default="eval", choices=("eval", "test"), help="held-out context stream")
   parser.add_argument("--seed", type=int, default=0, help="contexts, sampling keys, students and the bootstrap")
   for name, kind in (("max_agent_turns", int), ("input_length", int), ("max_turn_tokens", int),
@@ -91,7 +94,7 @@ def ground_truth_judge(env_name: str) -> Any:
   if env_name == "education":
     from mtpo_jax.oracles.rubric import RubricJudge
     return RubricJudge()
-  return environments.sale_reward_judge()
+  return sale_reward_judge()
 
 
 def write_outputs(out: str, result: WinMatrix, conversations, judge, runs: dict[str, list[str]],
@@ -134,14 +137,15 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
       scripted[key] = directory
       continue
     config = pol.model_config(directory, args.gin_file, args.gin)
-    loaded[key] = pol.load_policy(directory, config)
+    loaded[key] = load_policy(directory, config)
   if not loaded:
     raise SystemExit("evaluate needs at least one trained policy (--run NAME=DIR) for the model settings")
-  contexts = environments.contexts(args.env, args.num_contexts, args.seed, args.split)
+  contexts = registry.contexts(args.env, args.num_contexts, args.seed, args.split)
   # PLAY: same contexts, same sampling keys, for every method and seed
   t0 = time.time()
-  played = pol.play(loaded, args.env, contexts, seed=args.seed, chunk=args.chunk, vocab_path=args.vocab,
-                    student_checkpoint=args.student, **settings)
+  conversation = ConversationSettings(env_name=args.env, student_checkpoint=args.student, vocab_path=args.vocab,
+                                      **settings)
+  played = pol.play(loaded, conversation, contexts, seed=args.seed, chunk=args.chunk)
   for key, name in scripted.items():
     played[key] = scripted_teacher.play(name, contexts, max_agent_turns=settings["max_agent_turns"], seed=args.seed)
   keys = list(seed_runs(args.runs))

@@ -10,7 +10,7 @@ construction. Unlike a Bradley-Terry reward model, whose P(a > b) = sigmoid(r(a)
 g can represent any (including intransitive) preference over the features, the general-preference setting MTPO
 is built for. Each conversation is read in its own encoder pass, so a tiny model learns it far more easily
 than a "joint" model reading both conversations in one input (which the paper's Nash-MD-style model does;
-`train_preference_model.architecture` chooses). The paper does not describe its preference model's
+`ScorerSpec.architecture` chooses). The paper does not describe its preference model's
 architecture [NOT FOUND]; this is our choice.
 """
 

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from mtpo_jax.envs.negotiation.reward import sale_price
 from mtpo_jax.oracles.base import check_same_contexts
 from mtpo_jax.types import Conversation
 
@@ -38,3 +39,12 @@ class BradleyTerryRewardJudge:
     """[batch] float64 P(a[i] preferred to b[i])."""
     check_same_contexts(a, b)
     return sigmoid((self.rewards(a) - self.rewards(b)) / self.scale)
+
+
+def sale_reward_judge(scale: float = 1000.0) -> BradleyTerryRewardJudge:
+  """The negotiation oracle as a judge (digest A11): `rewards` = sale price / `scale` (0 without a sale) and
+  `preference` = sigmoid(r(a) - r(b)) over those. The paper does not scale the price [NOT FOUND]; $1,000 keeps
+  rewards near 10-30, a sane range for the critic's regression and for the Bradley-Terry logit."""
+  if not scale > 0:
+    raise ValueError(f"scale must be positive, got {scale}")
+  return BradleyTerryRewardJudge(lambda c: sale_price(c) / scale)

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtpo_jax.data import dialogue_format as fmt
-from mtpo_jax.data.batches import pack_ids
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, PAD_ID, Vocabulary
+from mtpo_jax.text import dialogue_format as fmt
+from mtpo_jax.text.packing import pack_ids
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, PAD_ID, Vocabulary
 from mtpo_jax.envs.education.convert import RELEASED_ROLE, ROLE_NAMES
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import bucket
@@ -95,7 +95,7 @@ def config_from_json(d: dict[str, Any]) -> T5Config:
 
 def read_scorer_file(model_dir: str | None) -> dict[str, Any]:
   if not model_dir:
-    raise ValueError("no scorer directory given (Gin: JUDGE_DIR = a train_reward_model / train_preference_model "
+    raise ValueError("no scorer directory given (Gin: JUDGE_DIR = a train_scorer "
                      "MODEL_DIR)")
   path = os.path.join(model_dir, SCORER_FILE)
   if not os.path.exists(path):
@@ -252,7 +252,7 @@ class LearnedPairPreferenceJudge:
 
 
 def _load(model_dir: str, kind: str, step: int | None) -> tuple[T5Config, Any, Vocabulary, int]:
-  from mtpo_jax.training.checkpoints import load_params  # orbax stays out of the judges' import path
+  from mtpo_jax.checkpoints import load_params  # orbax stays out of the judges' import path
   meta = read_scorer_file(model_dir)
   if meta["kind"] != kind:
     raise ValueError(f"{model_dir} holds a {meta['kind']} model, not a {kind} model")

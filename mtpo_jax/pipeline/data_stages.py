@@ -47,7 +47,7 @@ def write_data(out_dir: str, seed: int, education_train: int, education_eval: in
 
 def train_vocabulary(out_dir: str, data_dir: str, vocab_size: int) -> dict:
   """A SentencePiece model (T5 ids: pad 0, eos 1, unk 2) on the training split's corpus, `out_dir`/spm.model."""
-  from mtpo_jax.data.vocabulary import Vocabulary, train_sentencepiece
+  from mtpo_jax.text.vocabulary import Vocabulary, train_sentencepiece
   from mtpo_jax.envs.negotiation import generator as neg
   t0 = time.time()
   texts = corpus_texts(ex.load_split(os.path.join(data_dir, "education"), "train"),

@@ -74,8 +74,11 @@ NEGOTIATION_JUDGES = {"rm": ("reward_model", "policy"), "pm": ("preference_model
 
 @dataclasses.dataclass(frozen=True)
 class PlanConfig:
-  """Everything the graph depends on; see gin/experiments/pipeline_tiny.gin for the values of the default."""
-  run_dir: str
+  """Everything the graph depends on (Gin: PipelinePlan); see gin/experiments/pipeline_tiny.gin for the values of
+  the default. train_student: SFT the Education Dialogue student too (digest A9 step 2); environment_student:
+  "scripted" (the generator's simulator) or "learned" (that student plays the environment in every later stage).
+  overrides: Gin bindings per stage kind or stage (`_check` lists the keys). run_pipeline fills run_dir."""
+  run_dir: str = ""
   model_gin_files: tuple[str, ...] = ("models/t5_tiny.gin",)
   model_bindings: tuple[str, ...] = ("T5Config.vocab_size = 3072",)
   mesh_gin_file: str = "meshes/cpu.gin"
@@ -179,16 +182,15 @@ def _sft(b: _Builder, name: str, split: str, data_dir: str, sizes: tuple[int, in
 
 def _scorer(b: _Builder, name: str, kind: str, source: str, sft: str, override_keys: Sequence[str],
             extra: Sequence[str] = (), share_with: str | None = None, student: str | None = None) -> str:
-  fn = f"train_{kind}"
   ckpt = _q(b.path(sft, "checkpoints"))
   deps = [sft] + ([share_with] if share_with else []) + ([student] if student else [])
   if student:
-    extra = [*extra, f"PairSampling.student_checkpoint = {_q(b.path(student, 'checkpoints'))}"]
+    extra = [*extra, f"ConversationSettings.student_checkpoint = {_q(b.path(student, 'checkpoints'))}"]
   copy_in = tuple((b.path(share_with, f"pairs_{s}.jsonl"), b.path(name, f"pairs_{s}.jsonl"))
                   for s in ("train", "eval")) if share_with else ()
   b.train(name, [f"runs/{kind}.gin"], [
-      f"{fn}.pair_source = '{source}'", f"{fn}.policy_checkpoint = {ckpt}", f"{fn}.init_checkpoint = {ckpt}",
-      f"{fn}.pair_sampling = @PairSampling()", f"{fn}.vocab_path = {_q(b.vocab)}", *extra,
+      f"PairData.source = '{source}'", f"PairData.policy_checkpoint = {ckpt}",
+      f"train_scorer.init_checkpoint = {ckpt}", f"ConversationSettings.vocab_path = {_q(b.vocab)}", *extra,
       *b.over(*override_keys)], deps)
   if copy_in:
     b.stages[-1] = dataclasses.replace(b.stages[-1], copy_in=copy_in)
@@ -200,20 +202,17 @@ def _rl(b: _Builder, name: str, method: Method, seed: int, sft: str, judge_dir: 
         student: str | None = None) -> str:
   files, bindings = [f"runs/{method.recipe}.gin"], [f"SFT_CHECKPOINT = {_q(b.path(sft, 'checkpoints'))}"]
   deps = [sft] + ([student] if student else [])
-  job = "train_iterative_ppo" if method.recipe == "iterative_ppo" else "train_rl"
   if student:
-    bindings.append(f"{job}.student_checkpoint = {_q(b.path(student, 'checkpoints'))}")
+    bindings.append(f"ConversationSettings.student_checkpoint = {_q(b.path(student, 'checkpoints'))}")
+  bindings += [f"LoopSettings.seed = {seed}", f"ConversationSettings.vocab_path = {_q(b.vocab)}"]
   if method.recipe == "iterative_ppo":
-    bindings += [f"train_iterative_ppo.seed = {seed}", f"train_iterative_ppo.vocab_path = {_q(b.vocab)}",
-                 "train_iterative_ppo.reward_fn = @learned_reward_judge()",
+    bindings += ["train_iterative_ppo.reward_fn = @learned_reward_judge()",
                  f"learned_reward_judge.model_dir = {_q(b.path(judge_dir))}"]
     deps.append(judge_dir)
-  else:
-    bindings += [f"train_rl.seed = {seed}", f"train_rl.vocab_path = {_q(b.vocab)}"]
-    if judge_dir is not None:
-      files.append(f"judges/learned_{'reward' if judge_kind == 'reward_model' else 'preference'}.gin")
-      bindings.append(f"JUDGE_DIR = {_q(b.path(judge_dir))}")
-      deps.append(judge_dir)
+  elif judge_dir is not None:
+    files.append(f"judges/learned_{'reward' if judge_kind == 'reward_model' else 'preference'}.gin")
+    bindings.append(f"JUDGE_DIR = {_q(b.path(judge_dir))}")
+    deps.append(judge_dir)
   return b.train(name, files, [*bindings, *extra, *b.over(*override_keys)], deps)
 
 
@@ -243,7 +242,7 @@ def _education(b: _Builder, data_dir: str) -> None:
     partner = "rm" + judge[2:] if judge.startswith("pm") else None  # the pm reuses the rm's sampled pairs
     share = f"education/judges/{partner}" if partner in needed else None
     _scorer(b, f"education/judges/{judge}", kind, source, sft, ["scorer", f"scorer/{judge}"],
-            extra=[f"train_{kind}.judge = None"], share_with=share, student=student)
+            extra=["PairData.judge = None"], share_with=share, student=student)
   runs: dict[str, list[str]] = {}
   for key in cfg.education_methods:
     m = EDUCATION_METHODS[key]
@@ -264,13 +263,13 @@ def _negotiation(b: _Builder, data_dir: str) -> None:
   sft = _sft(b, "negotiation/sft", "negotiation_seller_sft_split", os.path.join(data_dir, "negotiation"),
              (cfg.negotiation_train, cfg.negotiation_eval), "negotiation_sft")
   needed = [j for m in cfg.negotiation_methods if (j := NEGOTIATION_METHODS[m].judge)]
-  oracle = ["train_rl.env_name = 'negotiation'", "train_rl.eval_judge = @sale_reward_judge()"]
+  oracle = ["ConversationSettings.env_name = 'negotiation'", "train_rl.eval_judge = @sale_reward_judge()"]
   for judge in [j for j in NEGOTIATION_JUDGES if j in needed]:
     kind, source = NEGOTIATION_JUDGES[judge]
     share = "negotiation/judges/rm" if judge == "pm" and "rm" in needed else None
     _scorer(b, f"negotiation/judges/{judge}", kind, source, sft,
             ["negotiation_scorer", f"negotiation_scorer/{judge}"],
-            extra=[f"train_{kind}.judge = @sale_reward_judge()", "PairSampling.env_name = 'negotiation'"],
+            extra=["PairData.judge = @sale_reward_judge()", "ConversationSettings.env_name = 'negotiation'"],
             share_with=share)
   runs: dict[str, list[str]] = {}
   for key in cfg.negotiation_methods:

@@ -9,39 +9,29 @@ in its own process on `mesh_gin_file`.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import shlex
 import sys
 import time
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from mtpo_jax.pipeline import plan, stages, tables
 
 
-def run_pipeline(model_dir: str, *, model_gin_files: Sequence[str] = ("models/t5_tiny.gin",),
-                 model_bindings: Sequence[str] = ("T5Config.vocab_size = 3072",),
-                 mesh_gin_file: str = "meshes/cpu.gin", seeds: Sequence[int] = (0, 1),
-                 education_methods: Sequence[str] = tuple(plan.EDUCATION_METHODS),
-                 negotiation_methods: Sequence[str] = tuple(plan.NEGOTIATION_METHODS), data_seed: int = 0,
-                 education_train: int = 2000, education_eval: int = 100, negotiation_train: int = 1000,
-                 negotiation_eval: int = 100, vocab_size: int = 3000, train_student: bool = True,
-                 environment_student: str = "scripted",
-                 overrides: Mapping[str, Sequence[str]] | None = None, max_parallel: int = 2,
+def run_pipeline(model_dir: str, *, plan_config: plan.PlanConfig = plan.PlanConfig(), max_parallel: int = 2,
                  only: Sequence[str] = (), compilation_cache: bool = True) -> str:
-  """Runs the pipeline (module docstring); returns results.md. `only`: run just the stages these patterns name
-  (exact names, globs, or folders ending in "/"; see `select`) and what they depend on. `compilation_cache`: the
-  stages share JAX's persistent compilation cache in MODEL_DIR/jax_cache (unless JAX_COMPILATION_CACHE_DIR is
-  set), so seeds and methods with equal shapes compile once (about 14 s of each tiny RL stage's 43 s).
-  train_student: SFT the Education Dialogue student too (digest A9 step 2); environment_student: "scripted"
-  (the generator's simulator) or "learned" (that student plays the environment in every later stage)."""
-  cfg = plan.PlanConfig(
-      run_dir=model_dir, model_gin_files=tuple(model_gin_files), model_bindings=tuple(model_bindings),
-      mesh_gin_file=mesh_gin_file, seeds=tuple(seeds), education_methods=tuple(education_methods),
-      negotiation_methods=tuple(negotiation_methods), data_seed=data_seed, education_train=education_train,
-      education_eval=education_eval, negotiation_train=negotiation_train, negotiation_eval=negotiation_eval,
-      vocab_size=vocab_size, train_student=train_student, environment_student=environment_student,
-      overrides={k: tuple(v) for k, v in (overrides or {}).items()}, python=sys.executable)
+  """Runs the pipeline (module docstring) that `plan_config` describes (Gin: PipelinePlan) under `model_dir`;
+  returns results.md. `only`: run just the stages these patterns name (exact names, globs, or folders ending in
+  "/"; see `select`) and what they depend on. `compilation_cache`: the stages share JAX's persistent compilation
+  cache in MODEL_DIR/jax_cache (unless JAX_COMPILATION_CACHE_DIR is set), so seeds and methods with equal shapes
+  compile once (about 14 s of each tiny RL stage's 43 s)."""
+  cfg = dataclasses.replace(
+      plan_config, run_dir=model_dir, model_gin_files=tuple(plan_config.model_gin_files),
+      model_bindings=tuple(plan_config.model_bindings), seeds=tuple(plan_config.seeds),
+      education_methods=tuple(plan_config.education_methods), negotiation_methods=tuple(plan_config.negotiation_methods),
+      overrides={k: tuple(v) for k, v in (plan_config.overrides or {}).items()}, python=sys.executable)
   graph = plan.build(cfg)
   if only:
     graph = select(graph, only)

@@ -47,6 +47,10 @@ class ActorCriticHParams:
   once). The update is the same full-batch step up to float summation order; activation memory falls from the
   whole batch's (all turns of all conversations, e.g. 16 x 2 x 10 rows) to one microbatch's. Must divide the
   padded row count; microbatch j takes rows j, j + k, j + 2k, ... so each spans every data shard.
+  tau: the rollouts' mixture weight of mu (digest A4; Table 4 lists it beside alpha): MTPO-tau and Nash-MD sample
+  from (1 - tau) log pi_theta + tau log mu; 0 samples pi_theta itself. The step itself does not read it.
+  length_buckets: the update runs at the smallest of this many encoder lengths that holds the batch
+  (training/rl_trainer.encoder_length_bucket; 1 = always the full input length); the step does not read it.
   """
   alpha: float = 0.005
   gamma: float = 1.0
@@ -55,6 +59,8 @@ class ActorCriticHParams:
   normalize_advantages: bool = True
   kl_in_reward: bool = True
   microbatch_rows: int = 0
+  tau: float = 0.0
+  length_buckets: int = 4
 
 
 @flax.struct.dataclass

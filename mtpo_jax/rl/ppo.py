@@ -47,18 +47,23 @@ class PPOHParams:
 
   beta: KL(pi || pi_i) coefficient in the reward; clip_epsilon: PPO clip range; ppo_epochs: gradient epochs per
   sampled batch; baseline: "value" (a learned V_phi(s)) or "batch_mean"; normalize_advantages: batch-normalise.
+  steps, batch_size: PPO steps per outer iteration and logged states per step (read by the Iterative PPO loop,
+  not by `ppo_step`).
   """
   beta: float = 0.05
   clip_epsilon: float = 0.2
   ppo_epochs: int = 4
   baseline: str = "value"
   normalize_advantages: bool = True
+  steps: int = 100
+  batch_size: int = 16
 
   def __post_init__(self):
     if self.baseline not in BASELINES:
       raise ValueError(f"unknown baseline {self.baseline!r}; expected one of {BASELINES}")
-    if self.ppo_epochs < 1:
-      raise ValueError(f"ppo_epochs must be >= 1, got {self.ppo_epochs}")
+    for name in ("ppo_epochs", "steps", "batch_size"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"PPOHParams.{name} must be >= 1, got {getattr(self, name)}")
     if not (self.beta >= 0 and self.clip_epsilon > 0):
       raise ValueError(f"need beta >= 0 and clip_epsilon > 0, got {self.beta}, {self.clip_epsilon}")
 

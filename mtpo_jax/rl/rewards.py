@@ -11,12 +11,18 @@ import numpy as np
 
 
 def terminal_rewards(scores: np.ndarray, turn_mask: np.ndarray) -> np.ndarray:
-  """scores [C], turn_mask [C, T] -> rewards [C, T], each score on its conversation's last real turn."""
-  turn_mask = np.asarray(turn_mask)
+  """scores [C] -> rewards [C, T], each score on its conversation's last real turn; per-turn scores [C, T] (an
+  environment with a reward per turn) are masked to the real turns. turn_mask: [C, T]."""
+  scores, turn_mask = np.asarray(scores, np.float32), np.asarray(turn_mask, np.float32)
+  if scores.shape == turn_mask.shape:
+    return scores * turn_mask
+  if scores.shape != turn_mask.shape[:1]:
+    raise ValueError(f"rewards must have shape [C] = {turn_mask.shape[:1]} or [C, T] = {turn_mask.shape}, got "
+                     f"{scores.shape}")
   rewards = np.zeros(turn_mask.shape, np.float32)
   last = turn_mask.sum(axis=1).astype(int) - 1
   has_turn = last >= 0
-  rewards[np.flatnonzero(has_turn), last[has_turn]] = np.asarray(scores, np.float32)[has_turn]
+  rewards[np.flatnonzero(has_turn), last[has_turn]] = scores[has_turn]
   return rewards
 
 

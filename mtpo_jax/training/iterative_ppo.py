@@ -23,6 +23,7 @@ gin_registry.py.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -36,19 +37,22 @@ import numpy as np
 import optax
 
 from mtpo_jax import distributed, partitioning
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.checkpoints import CheckpointError, load_params
+from mtpo_jax.envs import registry
+from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.models.config import T5Config
-from mtpo_jax.models.decoding import Sampler, SamplingConfig
+from mtpo_jax.models.decoding import Sampler
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.models.value import T5Value
+from mtpo_jax.oracles.bradley_terry import sale_reward_judge
 from mtpo_jax.oracles.rubric import RubricJudge
 from mtpo_jax.rl import ppo
-from mtpo_jax.training import environments
-from mtpo_jax.training import rl_trainer
 from mtpo_jax.training import rollout as ro
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params, restore_target
-from mtpo_jax.training.metrics import MetricsWriter, progress
-from mtpo_jax.training.q_function import QFunction, QTargets, heldout_conversations, row_returns, turn_rewards
+from mtpo_jax.training.loop import LoopSettings, TrainLoop
+from mtpo_jax.training.metrics import progress
+from mtpo_jax.training.state import init_actor_critic_state
+from mtpo_jax.rl import rewards as rw
+from mtpo_jax.training.q_function import QFunction, QTargets, heldout_conversations, row_returns
 from mtpo_jax.types import Conversation
 
 log = logging.getLogger(__name__)
@@ -61,8 +65,8 @@ def reward_function(reward_fn: Any, env_name: str) -> RewardFn:
   """A callable conversations -> [C] (or [C, T]) rewards: `reward_fn` itself, its `rewards` (learned reward
   models, explicit-reward judges) or `score` (RubricJudge), or the environment's default when None."""
   if reward_fn is None:
-    environments.check_env_name(env_name)
-    return RubricJudge().score if env_name == "education" else environments.sale_reward_judge().rewards
+    registry.check_env_name(env_name)
+    return RubricJudge().score if env_name == "education" else sale_reward_judge().rewards
   for name in ("rewards", "score"):
     if hasattr(reward_fn, name):
       return getattr(reward_fn, name)
@@ -139,7 +143,7 @@ def _collect_phase(directory: str, fingerprint: dict[str, Any], collect: Callabl
   data = collect()
   t1 = time.time()
   scores = np.asarray(reward_fn(data["conversations"]), np.float32)
-  data["rewards"] = turn_rewards(scores, data["turn_mask"])
+  data["rewards"] = rw.terminal_rewards(scores, data["turn_mask"])
   data["returns"] = row_returns(data["rewards"], data["turn_mask"], data["turn_rows"], len(data["conversation"]),
                                 gamma)
   data["heldout"] = heldout_conversations(len(data["conversations"]), holdout, seed, iteration)
@@ -159,10 +163,11 @@ def _collect_phase(directory: str, fingerprint: dict[str, Any], collect: Callabl
 # PPO ON THE LOGGED STATES
 
 def _ppo_phase(state, step_fn, frozen, sampler: Sampler, partitioner: partitioning.Partitioner,
-               data: dict[str, np.ndarray], *, num_steps: int, batch_size: int, epochs: int, q_length: int,
-               seed: int, iteration: int) -> tuple[Any, dict[str, float]]:
-  """`num_steps` PPO steps, each on `batch_size` logged states with one fresh response from the current policy."""
-  states, sums = data["encoder_ids"], {}
+               data: dict[str, np.ndarray], run: TrainLoop, *, hparams: ppo.PPOHParams, q_length: int, seed: int,
+               iteration: int) -> tuple[Any, dict[str, float]]:
+  """`hparams.steps` PPO steps, each on `hparams.batch_size` logged states with one fresh response from the
+  current policy."""
+  states, sums, num_steps, batch_size = data["encoder_ids"], {}, hparams.steps, hparams.batch_size
   decode_s = update_s = sampled = 0.0
   bar = progress(num_steps, desc=f"ppo {iteration}")
   for k in range(num_steps):
@@ -176,10 +181,8 @@ def _ppo_phase(state, step_fn, frozen, sampler: Sampler, partitioner: partitioni
     batch["q_ids"] = ppo.q_input_ids(batch["encoder_ids"], batch["decoder_ids"], mask, q_length)
     t1 = time.time()
     state, metrics = step_fn(state, partitioner.put_batch(batch), frozen)
-    metrics = {n: float(v) for n, v in jax.device_get(metrics).items()}
+    metrics = run.check_finite(jax.device_get(metrics), iteration + 1, watched=None)  # before anything is saved
     t2 = time.time()
-    if not all(np.isfinite(v) for v in metrics.values()):
-      raise FloatingPointError(f"non-finite PPO metrics at iteration {iteration}, step {k}: {metrics}")
     decode_s, update_s, sampled = decode_s + t1 - t0, update_s + t2 - t1, sampled + float(mask.sum())
     for n, v in metrics.items():
       sums[n] = sums.get(n, 0.0) + v
@@ -189,7 +192,7 @@ def _ppo_phase(state, step_fn, frozen, sampler: Sampler, partitioner: partitioni
   out = {f"ppo_{n}": v / num_steps for n, v in sums.items()}
   out.update(ppo_kl_to_start_last=metrics["kl_to_start"], ppo_q_reward_last=metrics["q_reward"],
              ppo_decode_tokens_per_s=sampled / max(decode_s, 1e-9),
-             ppo_update_tokens_per_s=sampled * epochs / max(update_s, 1e-9))
+             ppo_update_tokens_per_s=sampled * hparams.ppo_epochs / max(update_s, 1e-9))
   return state, out
 
 
@@ -216,17 +219,31 @@ def _q_phase(qf: QFunction, directory: str, data: dict[str, np.ndarray], q_ids: 
 
 # THE LOOP
 
-def _check_arguments(num_iterations: int, conversations_per_iteration: int, contexts_per_collect: int,
-                     q_steps: int, ppo_steps: int, q_init: str, q_loss: str, gamma: float) -> None:
-  for name, v in (("num_iterations", num_iterations), ("conversations_per_iteration", conversations_per_iteration),
-                  ("contexts_per_collect", contexts_per_collect), ("q_steps", q_steps), ("ppo_steps", ppo_steps)):
-    if v < 1:
-      raise ValueError(f"{name} must be >= 1, got {v}")
-  if q_init not in Q_INITS:
-    raise ValueError(f"unknown q_init {q_init!r}; expected one of {Q_INITS}")
-  if not 0.0 < gamma <= 1.0:
-    raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-  ppo.q_values(jnp.zeros(()), q_loss)  # raises on an unknown loss
+@dataclasses.dataclass(frozen=True)
+class QSettings:
+  """How each Q_i is fit (none is given by the paper, B5 [NOT FOUND]): `steps` regression steps of `batch_size`
+  rows; `loss` (rl/ppo.py q_values: "mse" or a classification loss) on raw or normalised returns; initialised
+  from Q_{i-1} ("warm_start") or pi_i's backbone ("policy"); `holdout_fraction` of the conversations held out
+  for the fit report; `input_length` of (state, response) ids (None: the conversation's input_length +
+  max_turn_tokens, never truncated); returns discounted by `gamma`."""
+  steps: int = 1000
+  batch_size: int = 32
+  loss: str = "mse"
+  normalize_targets: bool = False
+  init: str = "warm_start"
+  holdout_fraction: float = 0.1
+  input_length: int | None = None
+  gamma: float = 1.0
+
+  def __post_init__(self):
+    if self.steps < 1:
+      raise ValueError(f"QSettings.steps must be >= 1, got {self.steps}")
+    if self.init not in Q_INITS:
+      raise ValueError(f"unknown QSettings.init {self.init!r}; expected one of {Q_INITS}")
+    if not 0.0 < self.gamma <= 1.0:
+      raise ValueError(f"QSettings.gamma must be in (0, 1], got {self.gamma}")
+    if self.loss not in ppo.Q_LOSSES:
+      raise ValueError(f"unknown Q loss {self.loss!r}; expected one of {ppo.Q_LOSSES}")
 
 
 def _check_batch_sizes(partitioner: partitioning.Partitioner, **sizes: int) -> None:
@@ -236,123 +253,99 @@ def _check_batch_sizes(partitioner: partitioning.Partitioner, **sizes: int) -> N
       raise ValueError(f"{name}={v} must be a positive multiple of the mesh's batch shards (data x fsdp = {shards})")
 
 
-def _restore(ckpt: Checkpointer, state, abstract, shardings, fingerprint: dict[str, Any]) -> tuple[Any, int]:
-  """(state, finished iterations): the latest top-level checkpoint of the same run, else the fresh state."""
-  if ckpt.latest_step() is None:
-    return state, 0
-  state, meta = ckpt.restore(restore_target(abstract, shardings))
-  mismatch = {k: (meta.get(k), v) for k, v in fingerprint.items() if meta.get(k) != v}
-  if mismatch:
-    raise CheckpointError(f"{ckpt.directory} was written by a different run (saved vs now: {mismatch}); use a "
-                          "new MODEL_DIR")
-  log.info("resumed from %s after iteration %d (phase %s)", ckpt.directory, meta["iteration"], meta.get("phase"))
-  return state, int(meta["iteration"])
-
-
-def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, env_name: str = "education",
-                        reward_fn: Any = None, hparams: ppo.PPOHParams = ppo.PPOHParams(),
+def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: Any = None,
+                        hparams: ppo.PPOHParams = ppo.PPOHParams(), q: QSettings = QSettings(),
                         policy_optimizer: tuple[optax.GradientTransformation, Any],
                         value_optimizer: tuple[optax.GradientTransformation, Any],
                         q_optimizer: tuple[optax.GradientTransformation, Any],
                         init_checkpoint: str | None = None,
-                        mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), num_iterations: int = 10,
-                        conversations_per_iteration: int = 256, contexts_per_collect: int = 64,
-                        max_agent_turns: int = 10, input_length: int = 512, max_turn_tokens: int = 64,
-                        temperature: float = 1.0, gamma: float = 1.0, q_steps: int = 1000, q_batch_size: int = 32,
-                        q_loss: str = "mse", q_normalize_targets: bool = False, q_init: str = "warm_start",
-                        q_holdout_fraction: float = 0.1, q_input_length: int | None = None, ppo_steps: int = 100,
-                        ppo_batch_size: int = 16, keep_checkpoints: int = 2, seed: int = 0,
-                        vocab_path: str | None = None, student_checkpoint: str | None = None) -> dict[str, float]:
-  """Runs Algorithm 1 for `num_iterations` outer iterations from `init_checkpoint` (the SFT policy pi_0; random
-  weights when None); returns the last iteration's metrics. `reward_fn`: a callable or a judge with `rewards` /
-  `score` (None: the environment's own). `q_input_length` defaults to input_length + max_turn_tokens (state and
-  response never truncated). Batch sizes must divide over the mesh's data x fsdp axes. `student_checkpoint`: a
-  learned Education Dialogue student instead of the scripted one (environments.learned_student)."""
-  environments.check_env_name(env_name)
+                        mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(),
+                        conversation: ConversationSettings = ConversationSettings(),
+                        loop: LoopSettings = LoopSettings(num_steps=10, batch_size=256, keep_checkpoints=2),
+                        contexts_per_collect: int = 64) -> dict[str, float]:
+  """Runs Algorithm 1 for loop.num_steps outer iterations of loop.batch_size conversations from `init_checkpoint`
+  (the SFT policy pi_0; random weights when None), playing as `conversation` says (`contexts_per_collect`
+  conversations per sampler batch); returns the last iteration's metrics. `reward_fn`: a callable or a judge with
+  `rewards` / `score` (None: the environment's own). PPO's steps and batch size are hparams.steps and
+  hparams.batch_size; batch sizes must divide over the mesh's data x fsdp axes."""
+  env_name, seed, input_length = conversation.env_name, loop.seed, conversation.input_length
   reward = reward_function(reward_fn, env_name)
-  _check_arguments(num_iterations, conversations_per_iteration, contexts_per_collect, q_steps, ppo_steps, q_init,
-                   q_loss, gamma)
-  vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
-  if vocab.vocab_size > policy_config.vocab_size:
-    raise ValueError(f"vocabulary has {vocab.vocab_size} pieces, the policy only {policy_config.vocab_size}")
-  partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
-  _check_batch_sizes(partitioner, ppo_batch_size=ppo_batch_size, q_batch_size=q_batch_size)
-  q_length = q_input_length or input_length + max_turn_tokens
-  init_params = load_params(init_checkpoint) if init_checkpoint else None  # CheckpointError names a missing path
+  if contexts_per_collect < 1:
+    raise ValueError(f"contexts_per_collect must be >= 1, got {contexts_per_collect}")
+  vocab = conversation.vocabulary()
+  q_length = q.input_length or input_length + conversation.max_turn_tokens
+  with TrainLoop(model_dir, mesh_spec, save_every=1, keep_checkpoints=loop.keep_checkpoints, vocab=vocab,
+                 model_config=policy_config) as run:
+    partitioner = run.partitioner
+    _check_batch_sizes(partitioner, ppo_batch_size=hparams.batch_size, q_batch_size=q.batch_size)
+    init_params = load_params(init_checkpoint) if init_checkpoint else None  # CheckpointError names a missing path
 
-  # MODELS, STATE, RESUME
-  policy, value = T5(policy_config), T5Value(policy_config)
-  (tx_p, _), (tx_v, _), (tx_q, _) = policy_optimizer, value_optimizer, q_optimizer
-  state, shardings, abstract = rl_trainer.init_actor_critic_state(policy, value, init_params, tx_p, tx_v, seed,
-                                                                  input_length, partitioner)
-  qf = QFunction(value, tx_q, partitioner, q_length, q_batch_size, q_loss, seed)
-  fingerprint = {"env_name": env_name, "input_length": input_length, "max_turn_tokens": max_turn_tokens,
-                 "conversations_per_iteration": conversations_per_iteration, "max_agent_turns": max_agent_turns,
-                 "gamma": gamma, "q_loss": q_loss, "q_init": q_init, "seed": seed}
-  ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every=1, keep=keep_checkpoints)
-  state, start = _restore(ckpt, state, abstract, shardings, fingerprint)
-  iteration_dir = lambda i: os.path.join(model_dir, "iterations", f"{i:03d}")
-  q_prev = None
-  if start > 0 and q_init == "warm_start":
-    restored = qf.restore(os.path.join(iteration_dir(start - 1), "q"))
-    q_prev = restored[0] if restored else None
+    # MODELS, STATE, RESUME
+    policy, value = T5(policy_config), T5Value(policy_config)
+    (tx_p, _), (tx_v, _), (tx_q, _) = policy_optimizer, value_optimizer, q_optimizer
+    state, shardings, abstract = init_actor_critic_state(policy, value, init_params, tx_p, tx_v, seed, input_length,
+                                                         partitioner)
+    qf = QFunction(value, tx_q, partitioner, q_length, q.batch_size, q.loss, seed)
+    fingerprint = {"env_name": env_name, "input_length": input_length, "max_turn_tokens": conversation.max_turn_tokens,
+                   "conversations_per_iteration": loop.batch_size, "max_agent_turns": conversation.max_agent_turns,
+                   "gamma": q.gamma, "q_loss": q.loss, "q_init": q.init, "seed": seed}
+    restored = run.restore(abstract, shardings, fingerprint)
+    start = 0
+    if restored is not None:
+      state, start = restored[0], int(restored[1]["iteration"])
+      log.info("resumed after iteration %d (phase %s)", start, restored[1].get("phase"))
+    iteration_dir = lambda i: os.path.join(model_dir, "iterations", f"{i:03d}")
+    q_prev = None
+    if start > 0 and q.init == "warm_start":
+      saved = qf.restore(os.path.join(iteration_dir(start - 1), "q"))
+      q_prev = saved[0] if saved else None
 
-  # ROLLOUTS AND THE JITTED PPO STEP
-  student = None if student_checkpoint is None else environments.learned_student(
-      student_checkpoint, policy_config, vocab, input_length=input_length, max_turn_tokens=max_turn_tokens,
-      seed=seed)
-  env = environments.make_environment(env_name, max_agent_turns, seed, student)
-  sampler = Sampler(policy, SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature))
-  turn_policy = ro.TurnPolicy(sampler, None, vocab, input_length)  # params set per iteration
-  batch_sh = {k: partitioner.data_sharding(2) for k in ("encoder_ids", "decoder_ids", "token_mask", "q_ids")}
-  frozen_sh = {"reference": shardings.policy.params, "q": qf.shardings.params, "q_shift": partitioner.replicated,
-               "q_scale": partitioner.replicated}
-  step_fn = partitioner.jit(functools.partial(ppo.ppo_step, hp=hparams, policy=policy, value=value, policy_tx=tx_p,
-                                              value_tx=tx_v, q_loss=q_loss),
-                            in_shardings=(shardings, batch_sh, frozen_sh),
-                            out_shardings=(shardings, partitioner.replicated), donate_argnums=0)
-  writer = MetricsWriter(model_dir)
-  bar = progress(num_iterations, initial=start, desc="iterative ppo")
-  last: dict[str, float] = {}
-  try:
-    for i in range(start, num_iterations):
+    # ROLLOUTS AND THE JITTED PPO STEP
+    env = registry.make_environment(conversation, seed, policy_config=policy_config, vocab=vocab)
+    sampler = Sampler(policy, conversation.sampling())
+    turn_policy = ro.TurnPolicy(sampler, None, vocab, input_length)  # params set per iteration
+    batch_sh = {k: partitioner.data_sharding(2) for k in ("encoder_ids", "decoder_ids", "token_mask", "q_ids")}
+    frozen_sh = {"reference": shardings.policy.params, "q": qf.shardings.params, "q_shift": partitioner.replicated,
+                 "q_scale": partitioner.replicated}
+    step_fn = partitioner.jit(functools.partial(ppo.ppo_step, hp=hparams, policy=policy, value=value,
+                                                policy_tx=tx_p, value_tx=tx_v, q_loss=q.loss),
+                              in_shardings=(shardings, batch_sh, frozen_sh),
+                              out_shardings=(shardings, partitioner.replicated), donate_argnums=0)
+    run.start(loop.num_steps, start, "iterative ppo")
+    last: dict[str, float] = {}
+    for i in range(start, loop.num_steps):
       directory = iteration_dir(i)
       os.makedirs(directory, exist_ok=True)
       # COLLECT: deploy pi_i
-      contexts = environments.contexts(env_name, conversations_per_iteration, seed + 1000 * (i + 1), "train")
+      contexts = registry.contexts(env_name, loop.batch_size, seed + 1000 * (i + 1), "train")
       # every process plays every context (identical data; the Q fit and PPO batches are then global batches
       # that each process holds whole), decoding on its own devices
       collect = lambda: _collect(env, turn_policy.with_params(distributed.host_local_params(state.policy.params)),
                                  contexts, contexts_per_collect, seed, i)
-      data, metrics = _collect_phase(directory, fingerprint, collect, reward, gamma, q_holdout_fraction, seed, i)
+      data, metrics = _collect_phase(directory, fingerprint, collect, reward, q.gamma, q.holdout_fraction, seed, i)
       metrics = dict(metrics)
 
       # FIT Q_i by Monte-Carlo regression
       q_ids = ppo.q_input_ids(data["encoder_ids"], data["decoder_ids"], data["token_mask"], q_length)
       init = lambda: q_prev if q_prev is not None else qf.params_from_policy(state.policy.params)
-      q_params, targets, q_report = _q_phase(qf, directory, data, q_ids, init, loss=q_loss,
-                                             normalize=q_normalize_targets, num_steps=q_steps, iteration=i)
+      q_params, targets, q_report = _q_phase(qf, directory, data, q_ids, init, loss=q.loss,
+                                             normalize=q.normalize_targets, num_steps=q.steps, iteration=i)
       metrics.update(q_report)
 
       # PPO on D_single = the logged states, Q_i the reward model, KL to pi_i
       t0 = time.time()
       frozen = {"reference": jax.tree.map(jnp.copy, state.policy.params), "q": q_params,
                 "q_shift": jnp.float32(targets.shift), "q_scale": jnp.float32(targets.scale)}
-      state, ppo_metrics = _ppo_phase(state, step_fn, frozen, sampler, partitioner, data, num_steps=ppo_steps,
-                                      batch_size=ppo_batch_size, epochs=hparams.ppo_epochs, q_length=q_length,
-                                      seed=seed, iteration=i)
+      state, ppo_metrics = _ppo_phase(state, step_fn, frozen, sampler, partitioner, data, run, hparams=hparams,
+                                      q_length=q_length, seed=seed, iteration=i)
       ppo_metrics["ppo_s"] = time.time() - t0
       _write_json(os.path.join(directory, "ppo.json"), ppo_metrics)
       metrics.update(ppo_metrics)
-      last = writer.write(i + 1, metrics)
-      ckpt.save(i + 1, state, {"iteration": i + 1, "phase": "ppo", **fingerprint}, force=True)
-      q_prev = q_params if q_init == "warm_start" else None
+      last = run.write(i + 1, metrics)
+      run.save(i + 1, state, {"iteration": i + 1, "phase": "ppo", **fingerprint}, final=True)
+      q_prev = q_params if q.init == "warm_start" else None
       log.info("iteration %d: reward %.3f, Q held-out EV %.3f, PPO Q reward %.3f, KL to pi_i %.4f", i,
                metrics["reward_mean"], metrics["q_heldout_ev"], metrics["ppo_q_reward"],
                metrics["ppo_kl_to_start_last"])
-      bar.update(1)
-  finally:
-    bar.close()
-    ckpt.close()
-    writer.close()
+      run.bar.update(1)
   return last

@@ -20,7 +20,7 @@ judge sees "the conversation so far and the two candidate responses"), so a and 
 
 Sampling keys (rollout.conversation_key) for a given (seed, split): iteration 0 plays the conversations (two
 copies per context for `policy`, one for the single-turn sources), iteration 1 samples the two alternatives,
-iteration 2 + k continues the alternatives of copy k. Contexts come from environments.contexts("education", n,
+iteration 2 + k continues the alternatives of copy k. Contexts come from registry.contexts("education", n,
 seed, split), whose splits never share a context; the turn h of context i is drawn by
 `rollout.logged_states` with np.random.default_rng([seed, crc32(split)]).
 
@@ -41,17 +41,18 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.checkpoints import load_policy
+from mtpo_jax.envs import registry
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
+from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.models.config import T5Config
-from mtpo_jax.models.decoding import Sampler, SamplingConfig
+from mtpo_jax.models.decoding import Sampler
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.oracles.base import Judge
 from mtpo_jax.oracles.rubric import RubricJudge
-from mtpo_jax.training import environments
+from mtpo_jax.text.vocabulary import Vocabulary
 from mtpo_jax.training import rollout as ro
-from mtpo_jax.training.checkpoints import load_t5_params
 from mtpo_jax.types import Context, Conversation, Turn
 
 Pair = tuple[Conversation, Conversation, float]  # (conversation a, conversation b, judge's P(a > b))
@@ -65,16 +66,29 @@ class PairCacheError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class PairSampling:
-  """How the sampled sources play the policy. policy_config None: the scorer's own T5Config. env_name: the
-  environment the "policy" source plays ("education" or "negotiation"; single-turn sources: education)."""
-  policy_config: T5Config | None = None
-  env_name: str = "education"
-  student_checkpoint: str | None = None  # a learned education student (environments.learned_student); None: scripted
-  input_length: int = 512
-  max_turn_tokens: int = 64
-  max_agent_turns: int = 10
-  temperature: float = 1.0
+class PairData:
+  """A judge's training data: `num_train` and `num_eval` pairs of `source` (PAIR_SOURCES) from the disjoint
+  "train" and "eval" streams of `seed`, labelled by `judge` (None: `default_judge(source)`, the ground truth).
+  The sampled sources play `policy_checkpoint` (an SFT run's checkpoints directory, the scorer's T5Config) as
+  `conversation` says; `conversation.vocab_path` is also the vocabulary the scorer reads conversations with."""
+  source: str = "generated"
+  num_train: int = 4000
+  num_eval: int = 512
+  seed: int = 0
+  judge: Judge | None = None
+  policy_checkpoint: str | None = None
+  conversation: ConversationSettings = ConversationSettings()
+
+  def __post_init__(self):
+    check_source(self.source, self.policy_checkpoint)
+    if self.conversation.env_name != SINGLE_TURN_ENV and self.source not in ("generated", "policy"):
+      raise ValueError(f"pair_source {self.source!r} exists for {SINGLE_TURN_ENV!r} only; "
+                       f"{self.conversation.env_name!r} pairs come from pair_source 'policy'")
+    if self.num_train < 1 or self.num_eval < 1:
+      raise ValueError(f"PairData needs at least one train and one eval pair, got {self.num_train}, {self.num_eval}")
+
+  def labeller(self) -> Judge:
+    return self.judge if self.judge is not None else default_judge(self.source)
 
 
 def check_source(pair_source: str, policy_checkpoint: str | None) -> None:
@@ -102,28 +116,24 @@ def judged_pairs(num_pairs: int, seed: int, split: str, judge: Judge | None = No
   return list(zip(a, b, (float(p) for p in judge.preference(a, b))))
 
 
-def make_policy(params: Any, policy_config: T5Config, vocab: Vocabulary, *, input_length: int, max_turn_tokens: int,
-                temperature: float) -> ro.TurnPolicy:
-  """A TurnPolicy sampling whole turns from `params` (placed on the default device once)."""
-  sampler = Sampler(T5(policy_config), SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature))
-  return ro.TurnPolicy(sampler, jax.device_put(params), vocab, input_length)
+def make_policy(params: Any, policy_config: T5Config, settings: ConversationSettings,
+                vocab: Vocabulary | None = None) -> ro.TurnPolicy:
+  """A TurnPolicy sampling whole turns from `params` (host arrays, placed on the default device once) as
+  `settings` says."""
+  sampler = Sampler(T5(policy_config), settings.sampling())
+  return ro.TurnPolicy(sampler, jax.device_put(params), vocab or settings.vocabulary(), settings.input_length)
 
 
-def load_policy(policy_checkpoint: str, policy_config: T5Config, vocab: Vocabulary, *, input_length: int,
-                max_turn_tokens: int, temperature: float) -> ro.TurnPolicy:
-  """`make_policy` from a policy (SFT) run's checkpoints directory; CheckpointError if it is missing."""
-  params = load_t5_params(policy_checkpoint, policy_config, "policy checkpoint", "policy_config")
-  return make_policy(params, policy_config, vocab, input_length=input_length, max_turn_tokens=max_turn_tokens,
-                     temperature=temperature)
+def _environment(policy: ro.TurnPolicy, settings: ConversationSettings, seed: int):
+  return registry.make_environment(settings, seed, policy_config=policy.sampler.model.config, vocab=policy.vocab)
 
 
-def sample_policy_pairs(policy: ro.TurnPolicy, num_pairs: int, seed: int, split: str, judge: Judge,
-                        max_agent_turns: int, env_name: str = "education", student=None) -> list[Pair]:
-  """Two conversations per context of `split` of `env_name` from `policy` (against `student`, default the
-  scripted one), labelled P(first better) by `judge`."""
-  env = environments.make_environment(env_name, max_agent_turns, seed, student)
-  played = ro.collect_conversations(env, policy, environments.contexts(env_name, num_pairs, seed, split), copies=2,
-                                    seed=seed)
+def sample_policy_pairs(policy: ro.TurnPolicy, settings: ConversationSettings, num_pairs: int, seed: int,
+                        split: str, judge: Judge) -> list[Pair]:
+  """Two conversations per context of `split` from `policy`, played as `settings` says, labelled P(first
+  better) by `judge`."""
+  played = ro.collect_conversations(_environment(policy, settings, seed), policy,
+                                    registry.contexts(settings.env_name, num_pairs, seed, split), copies=2, seed=seed)
   a, b = played[0::2], played[1::2]
   return list(zip(a, b, (float(p) for p in judge.preference(a, b))))
 
@@ -149,14 +159,14 @@ def _finish(env, policy: ro.TurnPolicy, conversations: Sequence[Conversation], s
   return [c if c.done else next(finished) for c in conversations]
 
 
-def sample_single_turn(policy: ro.TurnPolicy, num_pairs: int, seed: int, split: str, judge: Judge, kind: str,
-                       max_agent_turns: int, student=None) -> SingleTurnSample:
+def sample_single_turn(policy: ro.TurnPolicy, settings: ConversationSettings, num_pairs: int, seed: int,
+                       split: str, judge: Judge, kind: str) -> SingleTurnSample:
   """Single-turn pairs (module docstring): two alternative agent turns at a logged state of each conversation."""
   if kind not in ("reward", "value"):
     raise ValueError(f"unknown single-turn kind {kind!r}; expected 'reward' or 'value'")
-  env = environments.make_environment(SINGLE_TURN_ENV, max_agent_turns, seed, student)
+  env = _environment(policy, settings, seed)
   # PLAY, THEN LOG ONE STATE PER CONVERSATION
-  played = ro.collect_conversations(env, policy, environments.contexts(SINGLE_TURN_ENV, num_pairs, seed, split),
+  played = ro.collect_conversations(env, policy, registry.contexts(SINGLE_TURN_ENV, num_pairs, seed, split),
                                     seed=seed)
   states = ro.logged_states(played, np.random.default_rng([seed, zlib.crc32(split.encode())]))
   # TWO ALTERNATIVE AGENT TURNS PER STATE
@@ -171,41 +181,18 @@ def sample_single_turn(policy: ro.TurnPolicy, num_pairs: int, seed: int, split: 
   return SingleTurnSample(states, a, b, final_a, final_b, judge.preference(final_a, final_b))
 
 
-def _policy_from_checkpoint(policy_checkpoint: str, policy_config: T5Config, input_length: int, max_turn_tokens: int,
-                            temperature: float, vocab_path: str | None) -> ro.TurnPolicy:
-  return load_policy(policy_checkpoint, policy_config, Vocabulary(vocab_path or DEFAULT_SPM_PATH),
-                     input_length=input_length, max_turn_tokens=max_turn_tokens, temperature=temperature)
+def policy_from_checkpoint(policy_checkpoint: str, policy_config: T5Config,
+                           settings: ConversationSettings) -> ro.TurnPolicy:
+  """`make_policy` of a policy run's checkpoint (checkpoints.load_policy: CheckpointError if it is missing,
+  ValueError if it does not match `policy_config`)."""
+  return make_policy(load_policy(policy_checkpoint, policy_config).params, policy_config, settings)
 
 
-def lazy_policy(policy_checkpoint: str, sampling: PairSampling, default_config: T5Config | None,
-                vocab_path: str | None = None) -> Callable[[], ro.TurnPolicy]:
+def lazy_policy(policy_checkpoint: str, policy_config: T5Config,
+                settings: ConversationSettings) -> Callable[[], ro.TurnPolicy]:
   """A callable that loads the policy on its first call and returns the same one (one compile) afterwards."""
-  config = sampling.policy_config or default_config
-  if config is None:
-    raise ValueError("sampling pairs needs the policy's T5Config (PairSampling.policy_config)")
-  return functools.lru_cache(maxsize=1)(functools.partial(
-      _policy_from_checkpoint, policy_checkpoint, config, sampling.input_length, sampling.max_turn_tokens,
-      sampling.temperature, vocab_path))
-
-
-def policy_pairs(policy_checkpoint: str, num_pairs: int, seed: int, split: str, judge: Judge, *,
-                 policy_config: T5Config, input_length: int = 512, max_turn_tokens: int = 64,
-                 max_agent_turns: int = 10, temperature: float = 1.0, vocab_path: str | None = None) -> list[Pair]:
-  """`sample_policy_pairs` with the policy of a checkpoints directory."""
-  policy = _policy_from_checkpoint(policy_checkpoint, policy_config, input_length, max_turn_tokens, temperature,
-                                   vocab_path)
-  return sample_policy_pairs(policy, num_pairs, seed, split, judge, max_agent_turns)
-
-
-def single_turn_pairs(policy_checkpoint: str, num_pairs: int, seed: int, split: str, judge: Judge, kind: str, *,
-                      policy_config: T5Config, input_length: int = 512, max_turn_tokens: int = 64,
-                      max_agent_turns: int = 10, temperature: float = 1.0,
-                      vocab_path: str | None = None) -> list[Pair]:
-  """`sample_single_turn` with the policy of a checkpoints directory; the (x_h + y1, x_h + y2, p) pairs."""
-  policy = _policy_from_checkpoint(policy_checkpoint, policy_config, input_length, max_turn_tokens, temperature,
-                                   vocab_path)
-  s = sample_single_turn(policy, num_pairs, seed, split, judge, kind, max_agent_turns)
-  return list(zip(s.a, s.b, (float(p) for p in s.p)))
+  return functools.lru_cache(maxsize=1)(functools.partial(policy_from_checkpoint, policy_checkpoint, policy_config,
+                                                          settings))
 
 
 # CACHE
@@ -274,34 +261,27 @@ def load_or_sample(path: str, header: dict[str, Any], sample: Callable[[], list[
   return pairs
 
 
-def source_pairs(pair_source: str, split: str, num_pairs: int, seed: int, judge: Judge, *,
-                 policy: Callable[[], ro.TurnPolicy] | None = None, policy_checkpoint: str | None = None,
-                 sampling: PairSampling = PairSampling(), cache_dir: str | None = None) -> list[Pair]:
-  """`num_pairs` pairs of `split` from `pair_source`; the sampled sources read/write
-  `cache_dir`/pairs_{split}.jsonl (when given) and call `policy()` (default: `lazy_policy` of the checkpoint with
-  `sampling.policy_config`) only when they must sample."""
-  check_source(pair_source, policy_checkpoint)
-  environments.check_env_name(sampling.env_name)
-  if sampling.env_name != SINGLE_TURN_ENV and pair_source != "policy":
-    raise ValueError(f"pair_source {pair_source!r} exists for {SINGLE_TURN_ENV!r} only; {sampling.env_name!r} "
-                     "pairs come from pair_source 'policy'")
-  if pair_source == "generated":
-    return judged_pairs(num_pairs, seed, split, judge)
-  policy = policy or lazy_policy(policy_checkpoint, sampling, sampling.policy_config)
-  settings = dataclasses.asdict(dataclasses.replace(sampling, policy_config=None))
-  header = {"pair_source": pair_source, "split": split, "num_pairs": num_pairs, "seed": seed,
-            "policy_checkpoint": policy_checkpoint, "sampling": settings, "judge": _describe(judge)}
+def source_pairs(data: PairData, split: str, num_pairs: int, *, policy: Callable[[], ro.TurnPolicy] | None = None,
+                 policy_config: T5Config | None = None, cache_dir: str | None = None) -> list[Pair]:
+  """`num_pairs` pairs of `split` from `data.source`, labelled by `data.labeller()`; the sampled sources
+  read/write `cache_dir`/pairs_{split}.jsonl (when given) and call `policy()` (default: `lazy_policy` of
+  `data.policy_checkpoint` with `policy_config`) only when they must sample."""
+  judge = data.labeller()
+  if data.source == "generated":
+    return judged_pairs(num_pairs, data.seed, split, judge)
+  if policy is None:
+    if policy_config is None:
+      raise ValueError("sampling pairs needs the policy's T5Config")
+    policy = lazy_policy(data.policy_checkpoint, policy_config, data.conversation)
+  header = {"pair_source": data.source, "split": split, "num_pairs": num_pairs, "seed": data.seed,
+            "policy_checkpoint": data.policy_checkpoint, "sampling": dataclasses.asdict(data.conversation),
+            "judge": _describe(judge)}
 
   def sample() -> list[Pair]:
-    pol = policy()
-    student = None if sampling.student_checkpoint is None else environments.learned_student(
-        sampling.student_checkpoint, pol.sampler.model.config, pol.vocab, input_length=sampling.input_length,
-        max_turn_tokens=sampling.max_turn_tokens, seed=seed)
-    if pair_source == "policy":
-      return sample_policy_pairs(pol, num_pairs, seed, split, judge, sampling.max_agent_turns,
-                                 sampling.env_name, student)
-    s = sample_single_turn(pol, num_pairs, seed, split, judge, pair_source.rsplit("_", 1)[1],
-                           sampling.max_agent_turns, student)
+    if data.source == "policy":
+      return sample_policy_pairs(policy(), data.conversation, num_pairs, data.seed, split, judge)
+    s = sample_single_turn(policy(), data.conversation, num_pairs, data.seed, split, judge,
+                           data.source.rsplit("_", 1)[1])
     return list(zip(s.a, s.b, (float(p) for p in s.p)))
 
   if cache_dir is None:

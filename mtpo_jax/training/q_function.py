@@ -25,23 +25,8 @@ from mtpo_jax import partitioning
 from mtpo_jax.models.value import T5Value, value_params_from_policy
 from mtpo_jax.rl import advantages as adv
 from mtpo_jax.rl import ppo
-from mtpo_jax.training.checkpoints import Checkpointer, restore_target
+from mtpo_jax.checkpoints import Checkpointer, restore_target
 from mtpo_jax.training.state import TrainState
-
-
-def turn_rewards(scores: np.ndarray, turn_mask: np.ndarray) -> np.ndarray:
-  """Conversation rewards [C] (put on each conversation's last agent turn) or per-turn rewards [C, T] -> [C, T]."""
-  scores, turn_mask = np.asarray(scores, np.float32), np.asarray(turn_mask, np.float32)
-  if scores.shape == turn_mask.shape:
-    return scores * turn_mask
-  if scores.shape != turn_mask.shape[:1]:
-    raise ValueError(f"rewards must have shape [C] = {turn_mask.shape[:1]} or [C, T] = {turn_mask.shape}, got "
-                     f"{scores.shape}")
-  rewards = np.zeros(turn_mask.shape, np.float32)
-  last = turn_mask.sum(1).astype(int) - 1
-  has = last >= 0
-  rewards[np.flatnonzero(has), last[has]] = scores[has]
-  return rewards
 
 
 def row_returns(rewards: np.ndarray, turn_mask: np.ndarray, turn_rows: np.ndarray, num_rows: int,

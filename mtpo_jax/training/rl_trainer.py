@@ -27,31 +27,30 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import time
 from typing import Any, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from mtpo_jax import distributed, partitioning
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.checkpoints import load_params
+from mtpo_jax.envs import registry
+from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.models.config import T5Config
-from mtpo_jax.models.decoding import Sampler, SamplingConfig, bucket
+from mtpo_jax.models.decoding import Sampler, bucket
 from mtpo_jax.models.mixture import MixtureParams, MixtureSampler
 from mtpo_jax.models.t5 import T5
-from mtpo_jax.models.value import T5Value, value_params_from_policy
+from mtpo_jax.models.value import T5Value
 from mtpo_jax.oracles.base import Judge
 from mtpo_jax.rl import actor_critic as ac
 from mtpo_jax.rl import rewards as rw
-from mtpo_jax.training import environments
+from mtpo_jax.text.vocabulary import Vocabulary
 from mtpo_jax.training import rollout as ro
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
-from mtpo_jax.training.metrics import MetricsWriter, progress
-from mtpo_jax.training.state import TrainState
+from mtpo_jax.training.loop import LoopSettings, TrainLoop
+from mtpo_jax.training.state import init_actor_critic_state
 from mtpo_jax.types import Conversation
 
 log = logging.getLogger(__name__)
@@ -108,36 +107,6 @@ def win_rate(judge: Judge, a: Sequence[Conversation], b: Sequence[Conversation])
   every process (each judges its own block; the preferences are gathered in process order)."""
   p = distributed.gather_rows(np.asarray(judge.preference(list(a), list(b)), np.float64))
   return float(p.mean()), float(1.96 * p.std(ddof=1) / np.sqrt(len(p))) if len(p) > 1 else float("nan")
-
-
-def init_actor_critic_state(policy: T5, value: T5Value, policy_params: Any, tx_p, tx_v, seed: int,
-                            input_length: int, partitioner: partitioning.Partitioner):
-  """(ActorCriticState, its shardings, its abstract shape), initialised sharded: the policy from `policy_params`
-  (host arrays, placed shard by shard; random if None), the value network from the policy backbone."""
-  x = jnp.ones((1, input_length), jnp.int32)
-  p_specs = partitioning.logical_param_specs(jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"])
-  v_specs = partitioning.logical_param_specs(jax.eval_shape(value.init, jax.random.PRNGKey(0), x)["params"])
-
-  def init(rng, pp):
-    r_p, r_v, r_s = jax.random.split(rng, 3)
-    pp = nn.unbox(policy.init(r_p, x, x)["params"]) if pp is None else pp
-    vp = value_params_from_policy(nn.unbox(value.init(r_v, x)["params"]), pp)
-    return ac.ActorCriticState(TrainState.create(pp, tx_p, r_s), TrainState.create(vp, tx_v, r_s))
-
-  with partitioner.context():
-    abstract = jax.eval_shape(init, jax.random.PRNGKey(seed), policy_params)
-    shardings = ac.ActorCriticState(partitioner.state_shardings(abstract.policy, p_specs),
-                                    partitioner.state_shardings(abstract.value, v_specs))
-  if policy_params is not None:
-    want = jax.tree.map(lambda a: a.shape, abstract.policy.params)
-    if jax.tree.map(np.shape, policy_params) != want:
-      raise ValueError("init_checkpoint's parameters do not match policy_config (different shapes or layers)")
-    policy_params = jax.tree.map(lambda a, s: jax.make_array_from_callback(a.shape, s, lambda i, a=a: a[i]),
-                                 policy_params, shardings.policy.params)
-  state = partitioner.jit(init, in_shardings=(partitioner.replicated, None if policy_params is None
-                                              else shardings.policy.params),
-                          out_shardings=shardings)(jax.random.PRNGKey(seed), policy_params)
-  return state, shardings, abstract
 
 
 class _Rollouts:
@@ -250,91 +219,77 @@ def update_batch(batch: ro.RolloutBatch, rewards: np.ndarray, num_rows: int,
 def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo",
              hparams: ac.ActorCriticHParams = ac.ActorCriticHParams(),
              policy_optimizer: tuple[optax.GradientTransformation, Any],
-             value_optimizer: tuple[optax.GradientTransformation, Any],
-             judge: Any, eval_judge: Judge, env_name: str = "education", tau: float = 0.0,
+             value_optimizer: tuple[optax.GradientTransformation, Any], judge: Any, eval_judge: Judge,
              init_checkpoint: str | None = None, mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(),
-             num_iterations: int = 100, contexts_per_batch: int = 16, max_agent_turns: int = 10,
-             input_length: int = 512, max_turn_tokens: int = 64, temperature: float = 1.0, eval_every: int = 50,
-             eval_contexts: int = 64, save_every: int = 50, keep_checkpoints: int = 3, seed: int = 0,
-             value_rollouts: bool = False, vocab_path: str | None = None,
-             student_checkpoint: str | None = None, length_buckets: int = 4) -> dict[str, float]:
-  """Trains `algorithm` (see ALGORITHMS) from `init_checkpoint` (the SFT policy, which is also mu); `judge`
-  gives the training feedback, `eval_judge` the win rate against mu on `eval_contexts` held-out contexts.
+             conversation: ConversationSettings = ConversationSettings(),
+             loop: LoopSettings = LoopSettings(num_steps=100, batch_size=16, eval_every=50, save_every=50),
+             eval_contexts: int = 64, value_rollouts: bool = False) -> dict[str, float]:
+  """Trains `algorithm` (see ALGORITHMS; its tau is hparams.tau) from `init_checkpoint` (the SFT policy, which is
+  also mu) for loop.num_steps iterations of loop.batch_size contexts, playing as `conversation` says; `judge`
+  gives the training feedback, `eval_judge` the win rate against mu on `eval_contexts` held-out contexts every
+  loop.eval_every iterations.
 
   value_rollouts (single-turn algorithms with an online conversation-level judge): finish each sampled turn's
   conversation with mu and judge the final conversation, the Monte-Carlo value behind the paper's
   single-turn-value data; off when the judge is a learned turn-level model (it scores the partial conversation).
-  length_buckets: the update runs at the smallest of this many encoder lengths that holds the batch
-  (`encoder_length_bucket`; 1 = always input_length).
-  student_checkpoint: a learned Education Dialogue student (environments.learned_student, the policy's T5Config)
-  instead of the scripted one, for training and evaluation alike.
   """
+  tau, seed, contexts_per_batch = hparams.tau, loop.seed, loop.batch_size
   spec = algorithm_spec(algorithm, tau)
   if value_rollouts and not spec.single_turn:
     raise ValueError(f"value_rollouts is for the single-turn algorithms; {algorithm} already judges whole "
                      "conversations")
-  environments.check_env_name(env_name)
-  if num_iterations < 1 or contexts_per_batch < 1 or eval_contexts < 1:
-    raise ValueError("num_iterations, contexts_per_batch and eval_contexts must be >= 1")
-  vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
-  if vocab.vocab_size > policy_config.vocab_size:
-    raise ValueError(f"vocabulary has {vocab.vocab_size} pieces, the policy only {policy_config.vocab_size}")
-  partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
-  policy, value = T5(policy_config), T5Value(policy_config)
-  tx_p, tx_v = policy_optimizer[0], value_optimizer[0]
-  init_params = load_params(init_checkpoint) if init_checkpoint else None
-  state, shardings, abstract = init_actor_critic_state(policy, value, init_params, tx_p, tx_v, seed, input_length,
-                                                       partitioner)
-  frozen = {"reference": jax.tree.map(jnp.copy, state.policy.params)}  # mu = the starting (SFT) policy
-  fingerprint = {"algorithm": algorithm, "env_name": env_name, "tau": tau, "input_length": input_length,
-                 "contexts_per_batch": contexts_per_batch, "seed": seed}
-  ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
-  start = 0
+  if eval_contexts < 1:
+    raise ValueError(f"eval_contexts must be >= 1, got {eval_contexts}")
   distributed.process_slice(contexts_per_batch, "contexts_per_batch", divisible=True)  # fail before any work
-  if ckpt.latest_step() is not None:
-    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-    restored, meta = ckpt.restore({"state": target, "reference": target.policy.params})
-    mismatch = {k: (meta.get(k), v) for k, v in fingerprint.items() if k in meta and meta[k] != v}
-    if mismatch:
-      raise CheckpointError(f"{ckpt.directory} was written by a different run (saved vs now: {mismatch}); use a "
-                            "new MODEL_DIR")
-    state, frozen["reference"], start = restored["state"], restored["reference"], int(meta["iteration"])
+  vocab = conversation.vocabulary()
+  with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
+                 vocab=vocab, model_config=policy_config) as run:
+    partitioner = run.partitioner
+    policy, value = T5(policy_config), T5Value(policy_config)
+    tx_p, tx_v = policy_optimizer[0], value_optimizer[0]
+    init_params = load_params(init_checkpoint) if init_checkpoint else None
+    state, shardings, abstract = init_actor_critic_state(policy, value, init_params, tx_p, tx_v, seed,
+                                                         conversation.input_length, partitioner)
+    frozen = {"reference": jax.tree.map(jnp.copy, state.policy.params)}  # mu = the starting (SFT) policy
+    fingerprint = {"algorithm": algorithm, "env_name": conversation.env_name, "tau": tau,
+                   "input_length": conversation.input_length, "contexts_per_batch": contexts_per_batch, "seed": seed}
+    restored = run.restore({"state": abstract, "reference": abstract.policy.params},
+                           {"state": shardings, "reference": shardings.policy.params}, fingerprint)
+    start = 0
+    if restored is not None:
+      saved, start = restored[0], int(restored[1]["iteration"])
+      state, frozen["reference"] = saved["state"], saved["reference"]
 
-  # ROLLOUT MACHINERY AND THE JITTED STEP
-  student = None if student_checkpoint is None else environments.learned_student(
-      student_checkpoint, policy_config, vocab, input_length=input_length, max_turn_tokens=max_turn_tokens,
-      seed=seed)
-  env = environments.make_environment(env_name, max_agent_turns, seed, student)
-  sampling = SamplingConfig(max_new_tokens=max_turn_tokens, temperature=temperature)
-  sampler = Sampler(policy, sampling)
-  mixture = MixtureSampler(policy, policy, sampling) if tau > 0 else None
-  rollouts = _Rollouts(spec, env, sampler, mixture, vocab, input_length, tau, seed)
-  turns = 1 if spec.single_turn else max_agent_turns
-  num_conversations = contexts_per_batch * spec.copies
-  num_rows = bucket(num_conversations * turns, max(16, partitioner.mesh.size))
-  ac.microbatch_order(num_rows, hparams.microbatch_rows)  # ValueError if it does not divide num_rows
-  row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask", "behaviour_logp")
-  batch_sh = {k: partitioner.data_sharding(1 if k in ("row_mask", "behaviour_logp") else 2) for k in row_keys}
-  # [C, T] bookkeeping is tiny and C need not divide the data axis: replicate it.
-  batch_sh.update({k: partitioner.replicated for k in ("turn_rows", "turn_mask", "rewards")})
-  step = partitioner.jit(functools.partial(ac.actor_critic_step, hp=hparams, policy=policy, value=value,
-                                           policy_tx=tx_p, value_tx=tx_v),
-                         in_shardings=(shardings, batch_sh, {"reference": shardings.policy.params}),
-                         out_shardings=(shardings, partitioner.replicated), donate_argnums=0)
-  eval_ctx = distributed.split_for_process(environments.contexts(env_name, eval_contexts, seed, "eval"),
-                                          "eval_contexts")
-  local_reference = distributed.host_local_params(frozen["reference"])  # rollouts run on local devices only
-  reference_eval: list[Conversation] | None = None
-  writer = MetricsWriter(model_dir)
-  bar = progress(num_iterations, initial=start, desc=algorithm)
-  last: dict[str, float] = {}
-  try:
-    for it in range(start, num_iterations):
+    # ROLLOUT MACHINERY AND THE JITTED STEP
+    env = registry.make_environment(conversation, seed, policy_config=policy_config, vocab=vocab)
+    sampling = conversation.sampling()
+    sampler = Sampler(policy, sampling)
+    mixture = MixtureSampler(policy, policy, sampling) if tau > 0 else None
+    rollouts = _Rollouts(spec, env, sampler, mixture, vocab, conversation.input_length, tau, seed)
+    turns = 1 if spec.single_turn else conversation.max_agent_turns
+    num_conversations = contexts_per_batch * spec.copies
+    num_rows = bucket(num_conversations * turns, max(16, partitioner.mesh.size))
+    ac.microbatch_order(num_rows, hparams.microbatch_rows)  # ValueError if it does not divide num_rows
+    row_keys = ("encoder_ids", "decoder_ids", "token_mask", "row_mask", "behaviour_logp")
+    batch_sh = {k: partitioner.data_sharding(1 if k in ("row_mask", "behaviour_logp") else 2) for k in row_keys}
+    # [C, T] bookkeeping is tiny and C need not divide the data axis: replicate it.
+    batch_sh.update({k: partitioner.replicated for k in ("turn_rows", "turn_mask", "rewards")})
+    step = partitioner.jit(functools.partial(ac.actor_critic_step, hp=hparams, policy=policy, value=value,
+                                             policy_tx=tx_p, value_tx=tx_v),
+                           in_shardings=(shardings, batch_sh, {"reference": shardings.policy.params}),
+                           out_shardings=(shardings, partitioner.replicated), donate_argnums=0)
+    eval_ctx = distributed.split_for_process(registry.contexts(conversation.env_name, eval_contexts, seed, "eval"),
+                                            "eval_contexts")
+    local_reference = distributed.host_local_params(frozen["reference"])  # rollouts run on local devices only
+    reference_eval: list[Conversation] | None = None
+    run.start(loop.num_steps, start, algorithm)
+    last: dict[str, float] = {}
+    for it in range(start, loop.num_steps):
       t0 = time.time()
       # each process plays its block of the contexts (conversation keys are per context: same conversations
       # whichever process plays them)
       contexts = distributed.split_for_process(
-          environments.contexts(env_name, contexts_per_batch, seed + 1000 * (it + 1), "train"))
+          registry.contexts(conversation.env_name, contexts_per_batch, seed + 1000 * (it + 1), "train"))
       local_params = distributed.host_local_params(state.policy.params)
       batch = rollouts.collect(local_params, local_reference, contexts, it)
       t1 = time.time()
@@ -347,13 +302,10 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
       rewards = rw.terminal_rewards(scores, batch.turn_mask)
       t2 = time.time()
       state, metrics = step(state, partitioner.put_batch(update_batch(batch, rewards, num_rows,
-                                                                      hparams.microbatch_rows, length_buckets),
+                                                                      hparams.microbatch_rows, hparams.length_buckets),
                                                          batch_sh), frozen)
-      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      metrics = run.check_finite(jax.device_get(metrics), it + 1, watched=None)  # before anything is saved
       t3 = time.time()
-      if not all(np.isfinite(v) for v in metrics.values()):
-        raise FloatingPointError(f"non-finite metrics at iteration {it + 1}: {metrics}; nothing was saved; last "
-                                 f"good checkpoint: {ckpt.latest_step()} in {ckpt.directory}")
       sampled = batch.timings["sampled_tokens"]
       metrics.update(judge_metrics,
                      conversation_turns=float(distributed.gather_rows(batch.num_agent_turns).mean()),
@@ -364,7 +316,7 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
                      decode_tokens_per_s=sampled / max(batch.timings["decode_s"], 1e-9),
                      update_tokens_per_s=float(distributed.gather_rows(batch.token_mask).sum()) / max(t3 - t2, 1e-9))
       done = it + 1
-      if done % eval_every == 0 or done == num_iterations:
+      if done % loop.eval_every == 0 or done == loop.num_steps:
         evaluator = rollouts.policy(distributed.host_local_params(state.policy.params), None, explore=False)
         ours = ro.collect(env, evaluator, eval_ctx, seed=seed + 1, iteration=-1).conversations
         if reference_eval is None:  # mu is fixed: play its evaluation conversations once
@@ -375,13 +327,9 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
           metrics["eval_reward"] = float(distributed.gather_rows(judge_rewards(eval_judge, ours)).mean())
           metrics["eval_reward_reference"] = float(
               distributed.gather_rows(judge_rewards(eval_judge, reference_eval)).mean())
-      last = writer.write(done, metrics)
-      bar.set_postfix(v_loss=f"{metrics['value_loss']:.3f}", kl=f"{metrics['kl_to_reference']:.3f}")
-      bar.update(1)
-      ckpt.save(done, {"state": state, "reference": frozen["reference"]}, {"iteration": done, **fingerprint},
-                force=done == num_iterations)
-  finally:
-    bar.close()
-    ckpt.close()
-    writer.close()
-  return last
+      last = run.write(done, metrics)
+      run.bar.set_postfix(v_loss=f"{metrics['value_loss']:.3f}", kl=f"{metrics['kl_to_reference']:.3f}")
+      run.bar.update(1)
+      run.save(done, {"state": state, "reference": frozen["reference"]}, {"iteration": done, **fingerprint},
+               final=done == loop.num_steps)
+    return last

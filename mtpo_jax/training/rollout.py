@@ -36,9 +36,9 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from mtpo_jax.data import dialogue_format as fmt
-from mtpo_jax.data.batches import pack_ids
-from mtpo_jax.data.vocabulary import Vocabulary
+from mtpo_jax.text import dialogue_format as fmt
+from mtpo_jax.text.packing import pack_ids
+from mtpo_jax.text.vocabulary import Vocabulary
 from mtpo_jax.envs.base import Environment
 from mtpo_jax.models.decoding import Sampler
 from mtpo_jax.types import END_OF_CONVERSATION, Context, Conversation

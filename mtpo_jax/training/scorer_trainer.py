@@ -33,18 +33,17 @@ import numpy as np
 import optax
 
 from mtpo_jax import partitioning
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.checkpoints import config_fingerprint, load_params
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.preference import T5PairPreference
 from mtpo_jax.models.value import T5Value, value_params_from_policy
 from mtpo_jax.oracles import learned
-from mtpo_jax.oracles.base import Judge
 from mtpo_jax.rl import scorer_steps as steps
+from mtpo_jax.text.vocabulary import Vocabulary
 from mtpo_jax.training import pair_sources, scorer_eval
-from mtpo_jax.training.pair_sources import PairSampling, judged_pairs  # noqa: F401  (judged_pairs re-exported)
-from mtpo_jax.training.checkpoints import (Checkpointer, CheckpointError, config_fingerprint, load_params,
-                                          restore_target)
-from mtpo_jax.training.metrics import MetricsWriter, check_finite, log_compiled_memory, progress
+from mtpo_jax.training.loop import LoopSettings, TrainLoop, run_steps
+from mtpo_jax.training.metrics import log_compiled_memory
+from mtpo_jax.training.pair_sources import PairData
 from mtpo_jax.training.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,27 @@ class PairBatches:
       yield {**batch, "weight": real.astype(np.float32)}
 
 
-# TASKS: what differs between the two models
+# SCORERS: what differs between the two models
+
+@dataclasses.dataclass(frozen=True)
+class ScorerSpec:
+  """Which judge to train. kind: "reward" (a BT reward model) or "preference" (a direct preference model).
+  loss (preference only): the probability regression loss, "cross_entropy" or "squared" (rl/losses.py).
+  architecture (preference only): "siamese" (models/preference.py: each conversation encoded alone, an
+  antisymmetric pair head; the default, it learns at tiny scale) or "joint" (one T5Value reads the rendered pair,
+  trained in both orders and symmetrised by the judge)."""
+  kind: str = "reward"
+  loss: str = "cross_entropy"
+  architecture: str = "siamese"
+
+  def __post_init__(self):
+    if self.kind not in ("reward", "preference"):
+      raise ValueError(f"unknown scorer kind {self.kind!r}; expected 'reward' or 'preference'")
+    if self.loss not in ("cross_entropy", "squared"):
+      raise ValueError(f"unknown preference loss {self.loss!r}; expected cross_entropy or squared")
+    if self.architecture not in ("siamese", "joint"):
+      raise ValueError(f"unknown preference architecture {self.architecture!r}; expected siamese or joint")
+
 
 @dataclasses.dataclass(frozen=True)
 class _Task:
@@ -110,22 +129,16 @@ class _Task:
   num_inputs: int = 1  # id arrays the model's __call__ takes
 
 
-def _reward_task() -> _Task:
-  return _Task("reward", reward_arrays, steps.reward_model_train_step, steps.reward_model_eval_step)
-
-
-def _preference_task(loss_kind: str, architecture: str) -> _Task:
-  if loss_kind not in ("cross_entropy", "squared"):
-    raise ValueError(f"unknown preference loss {loss_kind!r}; expected cross_entropy or squared")
-  if architecture == "siamese":
+def _task(spec: ScorerSpec) -> _Task:
+  if spec.kind == "reward":
+    return _Task("reward", reward_arrays, steps.reward_model_train_step, steps.reward_model_eval_step)
+  if spec.architecture == "siamese":
     return _Task("pair_preference", reward_arrays,
-                 functools.partial(steps.pair_preference_train_step, loss_kind=loss_kind),
-                 functools.partial(steps.pair_preference_eval_step, loss_kind=loss_kind), T5PairPreference, 2)
-  if architecture != "joint":
-    raise ValueError(f"unknown preference architecture {architecture!r}; expected siamese or joint")
+                 functools.partial(steps.pair_preference_train_step, loss_kind=spec.loss),
+                 functools.partial(steps.pair_preference_eval_step, loss_kind=spec.loss), T5PairPreference, 2)
   return _Task("preference", preference_arrays,
-               functools.partial(steps.preference_model_train_step, loss_kind=loss_kind),
-               functools.partial(steps.preference_model_eval_step, loss_kind=loss_kind))
+               functools.partial(steps.preference_model_train_step, loss_kind=spec.loss),
+               functools.partial(steps.preference_model_eval_step, loss_kind=spec.loss))
 
 
 # STATE
@@ -148,126 +161,97 @@ def _state_layout(model: Any, tx: optax.GradientTransformation, input_length: in
   return init_fn, abstract, partitioner.state_shardings(abstract, specs)
 
 
-def _init_state(init_fn: Callable, abstract: Any, shardings: Any, seed: int, partitioner: partitioning.Partitioner,
-                policy_params: Any | None) -> TrainState:
-  """The state materialised in its sharded layout; the backbone from `policy_params` (host arrays) if given."""
-  rng = jax.random.PRNGKey(seed)
-  if policy_params is None:
-    with partitioner.context():
-      return jax.jit(init_fn, out_shardings=shardings)(rng)
-  want = jax.tree.map(lambda a: a.shape, abstract.params["backbone"])
-  have = jax.tree.map(lambda a: tuple(np.shape(a)), policy_params)
-  if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
-    raise ValueError("the policy checkpoint does not match the scorer's T5Config (different shapes or layers)")
-  backbone_sh = shardings.params["backbone"]
-  policy = jax.tree.map(lambda x, s: jax.make_array_from_callback(x.shape, s, lambda idx, x=x: x[idx]),
-                        policy_params, backbone_sh)
-  with partitioner.context():
-    return jax.jit(init_fn, in_shardings=(partitioner.replicated, backbone_sh), out_shardings=shardings)(rng, policy)
+def _initial_backbone(init_checkpoint: str | None, abstract: Any) -> Any | None:
+  """Host parameters of a policy (or a scorer's backbone) checkpoint, checked against the scorer's backbone."""
+  if not init_checkpoint:
+    return None
+  policy = load_params(init_checkpoint)
+  if "value_head" in policy:  # a value/scorer checkpoint: take its backbone
+    policy = policy["backbone"]
+  partitioning.check_host_tree(policy, abstract.params["backbone"], "the policy checkpoint does not match the "
+                               "scorer's T5Config (different shapes or layers)")
+  return policy
+
+
+def _fresh_state(layout: tuple[Callable, Any, Any], seed: int, partitioner: partitioning.Partitioner,
+                 init_checkpoint: str | None) -> TrainState:
+  """The state of `_state_layout` materialised sharded, its backbone from `init_checkpoint` if given."""
+  init_fn, abstract, state_sh = layout
+  backbone = _initial_backbone(init_checkpoint, abstract)
+  return partitioner.init_sharded(init_fn, jax.random.PRNGKey(seed), state_sh, backbone,
+                                  None if backbone is None else state_sh.params["backbone"])
 
 
 # LOOP
 
-def _label_pairs(task: _Task, pairs: Callable[[str, int], list[Pair]], vocab: Vocabulary, input_length: int,
-                 num_train_pairs: int, num_eval_pairs: int, batch_size: int,
-                 seed: int) -> tuple[PairBatches, PairBatches]:
+def _label_pairs(task: _Task, data: PairData, vocab: Vocabulary, input_length: int, batch_size: int, seed: int,
+                 pairs: Callable[[str, int], list[Pair]]) -> tuple[PairBatches, PairBatches]:
   """(train, eval) batches of `pairs(split, n)`, judge-labelled pairs of the disjoint "train" and "eval" streams."""
   train, evals = (PairBatches(task.make_arrays(pairs(split, n), vocab, input_length), batch_size, seed)
-                  for n, split in ((num_train_pairs, "train"), (num_eval_pairs, "eval")))
+                  for n, split in ((data.num_train, "train"), (data.num_eval, "eval")))
   labels = train.arrays["label"]
   log.info("%s model data: %d train rows (%.0f%% decisive, mean label %.3f), %d eval rows", task.kind, train.size,
            100 * np.mean(np.abs(labels - 0.5) > steps.TIE_TOLERANCE), labels.mean(), evals.size)
   return train, evals
 
 
-def _restore_or_init(ckpt: Checkpointer, fingerprint: dict[str, Any], init_fn: Callable, abstract: Any,
-                     state_sh: Any, seed: int, partitioner: partitioning.Partitioner,
-                     init_checkpoint: str | None) -> tuple[TrainState, int]:
-  """(state, first step): the latest checkpoint if there is one (same setup only), else a fresh sharded init."""
-  if ckpt.latest_step() is None:
-    policy = load_params(init_checkpoint) if init_checkpoint else None
-    if policy is not None and "value_head" in policy:  # a value/scorer checkpoint: take its backbone
-      policy = policy["backbone"]
-    return _init_state(init_fn, abstract, state_sh, seed, partitioner, policy), 0
-  state, meta = ckpt.restore(restore_target(abstract, state_sh))
-  written = {k: meta.get(k) for k in fingerprint}
-  if written != json.loads(json.dumps(fingerprint)):
-    raise CheckpointError(f"{ckpt.directory} was written by a different model/data setup: {written}")
-  log.info("resumed from %s at step %d", ckpt.directory, int(meta["data_position"]))
-  return state, int(meta["data_position"])
+def train_scorer(model_dir: str, model_config: T5Config, *, scorer: ScorerSpec = ScorerSpec(),
+                 optimizer: tuple[optax.GradientTransformation, optax.Schedule],
+                 mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), loop: LoopSettings = LoopSettings(),
+                 pairs: PairData = PairData(), init_checkpoint: str | None = None,
+                 input_length: int = 512) -> dict[str, float]:
+  """Trains the judge `scorer` says on `pairs` (module docstring); returns the final train and held-out metrics.
 
+  `init_checkpoint`: a policy (SFT) run's checkpoints directory whose parameters become the backbone (or a
+  value/scorer run's, whose backbone is taken). The sampled pair sources play `pairs.policy_checkpoint` with this
+  scorer's T5Config (the pipeline gives teacher and judges one config).
+  """
+  task, seed = _task(scorer), loop.seed
+  vocab = pairs.conversation.vocabulary()
+  with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
+                 vocab=vocab, model_config=model_config) as run:
+    sample = functools.partial(pair_sources.source_pairs, pairs, policy_config=model_config, cache_dir=model_dir)
+    train, evals = _label_pairs(task, pairs, vocab, input_length, loop.batch_size, seed, sample)
 
-def _train_scorer(task: _Task, model_dir: str, model_config: T5Config, *,
-                  optimizer: tuple[optax.GradientTransformation, optax.Schedule], mesh_spec: partitioning.MeshSpec,
-                  judge: Judge | None, init_checkpoint: str | None, num_steps: int, batch_size: int,
-                  input_length: int, num_train_pairs: int, num_eval_pairs: int, data_seed: int, seed: int,
-                  log_every: int, eval_every: int, save_every: int, keep_checkpoints: int, vocab_path: str | None,
-                  pair_source: str, policy_checkpoint: str | None, pair_sampling: PairSampling) -> dict[str, float]:
-  pair_sources.check_source(pair_source, policy_checkpoint)
-  os.makedirs(model_dir, exist_ok=True)
-  vocab = Vocabulary(vocab_path or DEFAULT_SPM_PATH)
-  if vocab.vocab_size > model_config.vocab_size:
-    raise ValueError(f"vocabulary has {vocab.vocab_size} pieces but the model's vocab_size is "
-                     f"{model_config.vocab_size}")
-  policy = (pair_sources.lazy_policy(policy_checkpoint, pair_sampling, model_config, vocab_path)
-            if policy_checkpoint else None)
-  pairs = functools.partial(pair_sources.source_pairs, pair_source, seed=data_seed,
-                            judge=judge or pair_sources.default_judge(pair_source), policy=policy,
-                            policy_checkpoint=policy_checkpoint, sampling=pair_sampling, cache_dir=model_dir)
-  train, evals = _label_pairs(task, pairs, vocab, input_length, num_train_pairs, num_eval_pairs, batch_size, seed)
+    # MODEL AND STATE (restored, or initialised in its sharded layout)
+    partitioner = run.partitioner
+    model, (tx, schedule) = task.make_model(model_config), optimizer
+    fingerprint = {"kind": task.kind, "model_config": config_fingerprint(model_config), "input_length": input_length,
+                   "data": [pairs.num_train, pairs.seed, loop.batch_size, seed], "pair_source": pairs.source}
+    layout = _state_layout(model, tx, input_length, seed, partitioner, task.num_inputs)
+    _, abstract, state_sh = layout
+    restored = run.restore(abstract, state_sh, fingerprint)
+    if restored is not None:
+      state, start = restored[0], int(restored[1]["data_position"])
+    else:
+      state, start = _fresh_state(layout, seed, partitioner, init_checkpoint), 0
+    if jax.process_index() == 0:
+      _write_json(os.path.join(model_dir, learned.SCORER_FILE),
+                  {"kind": task.kind, "model_config": learned.config_to_json(model_config),
+                   "input_length": input_length, "vocab_path": pairs.conversation.vocab_path})
 
-  # SET UP MESH, MODEL AND STATE
-  partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
-  model, (tx, schedule) = task.make_model(model_config), optimizer
-  ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
-  fingerprint = {"kind": task.kind, "model_config": config_fingerprint(model_config), "input_length": input_length,
-                 "data": [num_train_pairs, data_seed, batch_size, seed], "pair_source": pair_source}
-  init_fn, abstract, state_sh = _state_layout(model, tx, input_length, seed, partitioner, task.num_inputs)
-  state, start = _restore_or_init(ckpt, fingerprint, init_fn, abstract, state_sh, seed, partitioner, init_checkpoint)
-  if jax.process_index() == 0:
-    _write_json(os.path.join(model_dir, learned.SCORER_FILE),
-                {"kind": task.kind, "model_config": learned.config_to_json(model_config),
-                 "input_length": input_length, "vocab_path": vocab_path})
+    # COMPILE (ahead of time, with the memory report)
+    batch_sh = partitioner.batch_shardings(train.batch(0))
+    step_fn = partitioner.jit(functools.partial(task.train_step, model=model, tx=tx, schedule=schedule),
+                              in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, partitioner.replicated),
+                              donate_argnums=0)
+    eval_fn = partitioner.jit(functools.partial(task.eval_step, model=model),
+                              in_shardings=(state_sh.params, partitioner.batch_shardings(next(evals.in_order()))),
+                              out_shardings=partitioner.replicated)
+    rows = partitioner.batch_rows(loop.batch_size)  # each process builds only its rows of every batch
+    put = lambda b: partitioner.put_process_batch(b, loop.batch_size)
+    compiled = step_fn.lower(state, put(train.batch(0, rows))).compile()
+    log_compiled_memory(compiled)
 
-  # COMPILE (ahead of time, with the memory report)
-  batch_sh = partitioner.batch_shardings(train.batch(0))
-  step_fn = partitioner.jit(functools.partial(task.train_step, model=model, tx=tx, schedule=schedule),
-                            in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, partitioner.replicated),
-                            donate_argnums=0)
-  eval_fn = partitioner.jit(functools.partial(task.eval_step, model=model),
-                            in_shardings=(state_sh.params, partitioner.batch_shardings(next(evals.in_order()))),
-                            out_shardings=partitioner.replicated)
-  rows = partitioner.batch_rows(batch_size)  # each process builds only its rows of every batch
-  put = lambda b: partitioner.put_process_batch(b, batch_size)
-  compiled = step_fn.lower(state, put(train.batch(0, rows))).compile()
-  log_compiled_memory(compiled)
-
-  # TRAIN
-  writer = MetricsWriter(model_dir)
-  bar = progress(num_steps, initial=start, desc=f"{task.kind} model")
-  last: dict[str, float] = {}
-  try:
-    for step in range(start, num_steps):
-      state, metrics = compiled(state, put(train.batch(step, rows)))
-      done = step + 1
-      if done % log_every == 0 or ckpt.should_save(done) or done == num_steps:
-        last = check_finite(jax.device_get(metrics), done, ckpt)
-        writer.write(done, last)
-        bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['accuracy']:.2f}")
-      if done % eval_every == 0 and done != num_steps:
-        report = scorer_eval.evaluate(eval_fn, state.params, evals, partitioner, task.kind)
-        writer.write(done, scorer_eval.scalars(report), prefix="eval")
-      ckpt.save(done, state, {"data_position": done, **fingerprint}, force=done == num_steps)
-      bar.update(1)
-
-    # HELD-OUT REPORT
+    # TRAIN, THEN THE HELD-OUT REPORT
+    run.start(loop.num_steps, start, f"{task.kind} model")
+    evaluate = lambda st: scorer_eval.scalars(scorer_eval.evaluate(eval_fn, st.params, evals, partitioner, task.kind))
+    state, last = run_steps(run, state, lambda st, step: compiled(st, put(train.batch(step, rows))), start=start,
+                            settings=loop, meta=fingerprint, evaluate=evaluate, evaluate_last=False,
+                            postfix=lambda m: {"loss": f"{m['loss']:.3f}", "acc": f"{m['accuracy']:.2f}"})
     report = {"step": int(jax.device_get(state.step)),
               **scorer_eval.evaluate(eval_fn, state.params, evals, partitioner, task.kind)}
-    final = writer.write(report["step"], scorer_eval.scalars(report), prefix="eval")
-  finally:
-    bar.close()
-    ckpt.close()
-    writer.close()
+    final = run.write(report["step"], scorer_eval.scalars(report), prefix="eval")
   _publish_report(model_dir, report)
   return {**last, **{f"eval_{k}": v for k, v in final.items()}}
 
@@ -289,51 +273,3 @@ def _write_json(path: str, obj: Any) -> None:
   with open(tmp, "w") as f:
     json.dump(obj, f, indent=2)
   os.replace(tmp, path)
-
-
-def train_reward_model(model_dir: str, model_config: T5Config, *,
-                       optimizer: tuple[optax.GradientTransformation, optax.Schedule],
-                       mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), judge: Judge | None = None,
-                       init_checkpoint: str | None = None, num_steps: int = 1000, batch_size: int = 32,
-                       input_length: int = 512, num_train_pairs: int = 4000, num_eval_pairs: int = 512,
-                       data_seed: int = 0, seed: int = 0, log_every: int = 10, eval_every: int = 200,
-                       save_every: int = 500, keep_checkpoints: int = 3, vocab_path: str | None = None,
-                       pair_source: str = "generated", policy_checkpoint: str | None = None,
-                       pair_sampling: PairSampling = PairSampling()) -> dict[str, float]:
-  """Bradley-Terry reward model on judge-labelled conversation pairs (soft labels); returns final metrics.
-
-  `init_checkpoint`: a policy (SFT) run's checkpoints directory whose parameters become the backbone (or a
-  value/scorer run's, whose backbone is taken). `pair_source` (pair_sources.PAIR_SOURCES): where the pairs come
-  from; the sampled ones play `policy_checkpoint` (an SFT run's checkpoints directory) as `pair_sampling` says.
-  """
-  return _train_scorer(_reward_task(), model_dir, model_config, optimizer=optimizer, mesh_spec=mesh_spec,
-                       judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps, batch_size=batch_size,
-                       input_length=input_length, num_train_pairs=num_train_pairs, num_eval_pairs=num_eval_pairs,
-                       data_seed=data_seed, seed=seed, log_every=log_every, eval_every=eval_every,
-                       save_every=save_every, keep_checkpoints=keep_checkpoints, vocab_path=vocab_path,
-                       pair_source=pair_source, policy_checkpoint=policy_checkpoint, pair_sampling=pair_sampling)
-
-
-def train_preference_model(model_dir: str, model_config: T5Config, *,
-                           optimizer: tuple[optax.GradientTransformation, optax.Schedule],
-                           mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), judge: Judge | None = None,
-                           init_checkpoint: str | None = None, loss_kind: str = "cross_entropy",
-                           architecture: str = "siamese",
-                           num_steps: int = 1000, batch_size: int = 32, input_length: int = 1024,
-                           num_train_pairs: int = 4000, num_eval_pairs: int = 512, data_seed: int = 0,
-                           seed: int = 0, log_every: int = 10, eval_every: int = 200, save_every: int = 500,
-                           keep_checkpoints: int = 3, vocab_path: str | None = None, pair_source: str = "generated",
-                           policy_checkpoint: str | None = None,
-                           pair_sampling: PairSampling = PairSampling()) -> dict[str, float]:
-  """Direct preference model with the probability regression loss `loss_kind` ("cross_entropy" | "squared",
-  rl/losses.py); returns final metrics. `architecture`: "siamese" (models/preference.py: each conversation
-  encoded alone, an antisymmetric pair head; the default, it learns at tiny scale) or "joint" (one T5Value reads
-  the rendered pair, trained in both orders and symmetrised by the judge). `init_checkpoint`, `pair_source`,
-  `policy_checkpoint` and `pair_sampling` as for `train_reward_model`."""
-  return _train_scorer(_preference_task(loss_kind, architecture), model_dir, model_config, optimizer=optimizer,
-                       mesh_spec=mesh_spec, judge=judge, init_checkpoint=init_checkpoint, num_steps=num_steps,
-                       batch_size=batch_size, input_length=input_length, num_train_pairs=num_train_pairs,
-                       num_eval_pairs=num_eval_pairs, data_seed=data_seed, seed=seed, log_every=log_every,
-                       eval_every=eval_every, save_every=save_every, keep_checkpoints=keep_checkpoints,
-                       vocab_path=vocab_path, pair_source=pair_source, policy_checkpoint=policy_checkpoint,
-                       pair_sampling=pair_sampling)

@@ -22,12 +22,13 @@ import optax
 
 from mtpo_jax import distributed, partitioning
 from mtpo_jax.data.batches import SFTBatches
-from mtpo_jax.data.vocabulary import Vocabulary, train_sentencepiece
+from mtpo_jax.text.vocabulary import Vocabulary, train_sentencepiece
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.training import sft
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, config_fingerprint, restore_target
-from mtpo_jax.training.metrics import MetricsWriter, check_finite, log_compiled_memory, progress
+from mtpo_jax.checkpoints import config_fingerprint
+from mtpo_jax.training.loop import LoopSettings, TrainLoop, run_steps
+from mtpo_jax.training.metrics import log_compiled_memory
 from mtpo_jax.training.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -64,78 +65,56 @@ def build_train_state_fns(model: T5, tx: optax.GradientTransformation, input_len
 
 def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs], *,
               optimizer: tuple[optax.GradientTransformation, optax.Schedule],
-              mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), num_steps: int = 1000,
-              batch_size: int = 32, input_length: int = 64, target_length: int = 64, vocab_size: int = 512,
-              vocab_path: str | None = None, seed: int = 0, log_every: int = 10, eval_every: int = 200,
-              eval_batches: int = 4, save_every: int = 500, keep_checkpoints: int = 3,
-              num_samples: int = 4) -> dict[str, float]:
-  """Trains `model_config` with teacher forcing on `data=(train_pairs, eval_pairs)`; returns final metrics."""
+              mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), loop: LoopSettings = LoopSettings(),
+              input_length: int = 64, target_length: int = 64, vocab_size: int = 512, vocab_path: str | None = None,
+              eval_batches: int = 4, num_samples: int = 4) -> dict[str, float]:
+  """Trains `model_config` with teacher forcing on `data=(train_pairs, eval_pairs)`; returns final metrics.
+  `loop`: steps, batch size, logging/eval/save cadence and seed; a new SentencePiece model of `vocab_size` pieces
+  is trained into the run directory unless `vocab_path` names one."""
   os.makedirs(model_dir, exist_ok=True)
   train_pairs, eval_pairs = data
   vocab = prepare_vocabulary(model_dir, [t for p in train_pairs for t in p], vocab_size, vocab_path)
-  if vocab.vocab_size > model_config.vocab_size:
-    raise ValueError(f"vocabulary has {vocab.vocab_size} pieces but the model's vocab_size is "
-                     f"{model_config.vocab_size}")
+  seed, batch_size = loop.seed, loop.batch_size
   train = SFTBatches(train_pairs, vocab, batch_size, input_length, target_length, seed)
   evals = SFTBatches(eval_pairs, vocab, batch_size, input_length, target_length, seed + 1)
 
-  # SET UP MESH, MODEL AND STATE
-  partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
-  model = T5(model_config)
-  tx, schedule = optimizer
-  init_fn, param_specs = build_train_state_fns(model, tx, input_length, target_length, seed)
-  with partitioner.context():
-    abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
-  state_sh = partitioner.state_shardings(abstract, param_specs)
-  ckpt = Checkpointer(os.path.join(model_dir, "checkpoints"), save_every, keep_checkpoints)
-  fingerprint = config_fingerprint(model_config)
-  if ckpt.latest_step() is not None:
-    state, meta = ckpt.restore(restore_target(abstract, state_sh))
-    if meta.get("model_config") != fingerprint:
-      raise CheckpointError(f"{ckpt.directory} was written by a different model config: {meta.get('model_config')}")
-    start = int(meta["data_position"])
-    log.info("resumed from %s at step %d", ckpt.directory, start)
-  else:
-    state, _ = partitioner.init_state(init_fn, jax.random.PRNGKey(seed), param_specs)
-    start = 0
+  with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
+                 vocab=vocab, model_config=model_config) as run:
+    # MODEL AND STATE (restored, or initialised in its sharded layout)
+    partitioner = run.partitioner
+    model = T5(model_config)
+    tx, schedule = optimizer
+    init_fn, param_specs = build_train_state_fns(model, tx, input_length, target_length, seed)
+    with partitioner.context():
+      abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
+    state_sh = partitioner.state_shardings(abstract, param_specs)
+    fingerprint = {"model_config": config_fingerprint(model_config)}
+    restored = run.restore(abstract, state_sh, fingerprint)
+    if restored is not None:
+      state, start = restored[0], int(restored[1]["data_position"])
+    else:
+      state, start = partitioner.init_sharded(init_fn, jax.random.PRNGKey(seed), state_sh), 0
 
-  # COMPILE (ahead of time, with the memory report); each process builds only its rows of every batch
-  rows = partitioner.batch_rows(batch_size)
-  put = lambda b: partitioner.put_process_batch(b, batch_size)
-  batch_sh = partitioner.batch_shardings(train.batch(0))
-  step_fn = partitioner.jit(functools.partial(sft.sft_train_step, model=model, tx=tx, schedule=schedule),
-                            in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, partitioner.replicated),
-                            donate_argnums=0)
-  eval_fn = partitioner.jit(functools.partial(sft.sft_eval_step, model=model),
-                            in_shardings=(state_sh.params, batch_sh), out_shardings=partitioner.replicated)
-  compiled = step_fn.lower(state, put(train.batch(0, rows))).compile()
-  log_compiled_memory(compiled)
+    # COMPILE (ahead of time, with the memory report); each process builds only its rows of every batch
+    rows = partitioner.batch_rows(batch_size)
+    put = lambda b: partitioner.put_process_batch(b, batch_size)
+    batch_sh = partitioner.batch_shardings(train.batch(0))
+    step_fn = partitioner.jit(functools.partial(sft.sft_train_step, model=model, tx=tx, schedule=schedule),
+                              in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, partitioner.replicated),
+                              donate_argnums=0)
+    eval_fn = partitioner.jit(functools.partial(sft.sft_eval_step, model=model),
+                              in_shardings=(state_sh.params, batch_sh), out_shardings=partitioner.replicated)
+    compiled = step_fn.lower(state, put(train.batch(0, rows))).compile()
+    log_compiled_memory(compiled)
 
-  # TRAIN
-  writer = MetricsWriter(model_dir)
-  bar = progress(num_steps, initial=start, desc="sft")
-  last, t0, tokens = {}, time.time(), 0.0
-  try:
-    for step in range(start, num_steps):
-      state, metrics = compiled(state, put(train.batch(step, rows)))
-      done = step + 1
-      if done % log_every == 0 or ckpt.should_save(done) or done == num_steps:
-        last = check_finite(jax.device_get(metrics), done, ckpt)
-        elapsed = time.time() - t0
-        tokens_per_s = last["tokens"] * (done - start) / max(elapsed, 1e-9) if done > start else 0.0
-        last["tokens_per_s"] = tokens_per_s
-        writer.write(done, last)
-        bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}")
-      if done % eval_every == 0 or done == num_steps:
-        ev = _evaluate(eval_fn, state.params, evals, put, rows, eval_batches)
-        writer.write(done, ev, prefix="eval")
-        last.update({f"eval_{k}": v for k, v in ev.items()})
-      ckpt.save(done, state, {"data_position": done, "model_config": fingerprint}, force=done == num_steps)
-      bar.update(1)
-  finally:
-    bar.close()
-    ckpt.close()
-    writer.close()
+    # TRAIN
+    run.start(loop.num_steps, start, "sft")
+    t0 = time.time()
+    throughput = lambda m, done: {"tokens_per_s": m["tokens"] * (done - start) / max(time.time() - t0, 1e-9)}
+    state, last = run_steps(
+        run, state, lambda st, step: compiled(st, put(train.batch(step, rows))), start=start, settings=loop,
+        meta=fingerprint, evaluate=lambda st: _evaluate(eval_fn, st.params, evals, put, rows, eval_batches),
+        postfix=lambda m: {"loss": f"{m['loss']:.3f}", "tok_s": f"{m['tokens_per_s']:,.0f}"}, derived=throughput)
   if num_samples:
     params = distributed.to_host(state.params)  # a collective when the parameters span processes
     if distributed.is_primary():
@@ -147,8 +126,8 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
 def _write_samples(model: T5, params, vocab: Vocabulary, pairs: Pairs, input_length: int, target_length: int,
                    path: str) -> None:
   """Greedy replies to a few held-out inputs, beside their references, for a person to read."""
-  from mtpo_jax.data.batches import pack_ids
   from mtpo_jax.models.decoding import Sampler, SamplingConfig
+  from mtpo_jax.text.packing import pack_ids
   inputs = pack_ids(vocab.encode_batch([p[0] for p in pairs]), input_length, True, True)
   out = Sampler(model, SamplingConfig(max_new_tokens=target_length, greedy=True))(
       jax.device_get(params), inputs, jax.random.PRNGKey(0))

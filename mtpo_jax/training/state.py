@@ -1,12 +1,18 @@
-"""The train state pytree shared by every trainer."""
+"""The train state pytrees of every trainer, and the sharded init of the actor-critic pair (RL, Iterative PPO)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
+
+from mtpo_jax import partitioning
+from mtpo_jax.models.t5 import T5
+from mtpo_jax.models.value import T5Value, value_params_from_policy
+from mtpo_jax.rl.actor_critic import ActorCriticState
 
 
 @flax.struct.dataclass
@@ -26,3 +32,29 @@ class TrainState:
 
   def step_key(self) -> jax.Array:
     return jax.random.fold_in(self.rng, self.step)
+
+
+def init_actor_critic_state(policy: T5, value: T5Value, policy_params: Any, tx_p, tx_v, seed: int,
+                            input_length: int, partitioner: partitioning.Partitioner):
+  """(ActorCriticState, its shardings, its abstract shape), initialised sharded: the policy from `policy_params`
+  (host arrays, placed shard by shard; random if None), the value network from the policy backbone."""
+  x = jnp.ones((1, input_length), jnp.int32)
+  p_specs = partitioning.logical_param_specs(jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"])
+  v_specs = partitioning.logical_param_specs(jax.eval_shape(value.init, jax.random.PRNGKey(0), x)["params"])
+
+  def init(rng, pp=None):
+    r_p, r_v, r_s = jax.random.split(rng, 3)
+    pp = nn.unbox(policy.init(r_p, x, x)["params"]) if pp is None else pp
+    vp = value_params_from_policy(nn.unbox(value.init(r_v, x)["params"]), pp)
+    return ActorCriticState(TrainState.create(pp, tx_p, r_s), TrainState.create(vp, tx_v, r_s))
+
+  with partitioner.context():
+    abstract = jax.eval_shape(init, jax.random.PRNGKey(seed), policy_params)
+    shardings = ActorCriticState(partitioner.state_shardings(abstract.policy, p_specs),
+                                 partitioner.state_shardings(abstract.value, v_specs))
+  if policy_params is not None:
+    partitioning.check_host_tree(policy_params, abstract.policy.params, "init_checkpoint's parameters do not "
+                                 "match policy_config (different shapes or layers)")
+  state = partitioner.init_sharded(init, jax.random.PRNGKey(seed), shardings, policy_params,
+                                   None if policy_params is None else shardings.policy.params)
+  return state, shardings, abstract

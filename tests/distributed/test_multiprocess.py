@@ -29,13 +29,13 @@ launch_local = _tool("launch_local")
 compare = _tool("compare_process_layouts")
 
 SFT = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu_multiprocess.gin",
-       "--gin.toy_teacher_split.num_train=256", "--gin.toy_teacher_split.num_eval=64", "--gin.train_sft.log_every=1",
-       "--gin.train_sft.eval_every=6", "--gin.train_sft.eval_batches=2", "--gin.train_sft.save_every=3",
+       "--gin.toy_teacher_split.num_train=256", "--gin.toy_teacher_split.num_eval=64", "--gin.LoopSettings.log_every=1",
+       "--gin.LoopSettings.eval_every=6", "--gin.train_sft.eval_batches=2", "--gin.LoopSettings.save_every=3",
        "--gin.train_sft.num_samples=2"]
 MTPO = ["--gin_file=experiments/mtpo_tiny.gin", "--gin_file=meshes/cpu_multiprocess.gin",
-        "--gin.train_rl.contexts_per_batch=4", "--gin.train_rl.max_agent_turns=2", "--gin.train_rl.input_length=128",
-        "--gin.train_rl.max_turn_tokens=24", "--gin.train_rl.eval_contexts=5", "--gin.train_rl.eval_every=2",
-        "--gin.train_rl.save_every=1", "--gin.ActorCriticHParams.policy_delay=0",
+        "--gin.LoopSettings.batch_size=4", "--gin.ConversationSettings.max_agent_turns=2", "--gin.ConversationSettings.input_length=128",
+        "--gin.ConversationSettings.max_turn_tokens=24", "--gin.train_rl.eval_contexts=5", "--gin.LoopSettings.eval_every=2",
+        "--gin.LoopSettings.save_every=1", "--gin.ActorCriticHParams.policy_delay=0",
         "--gin.ActorCriticHParams.microbatch_rows=8"]
 
 
@@ -73,8 +73,8 @@ def drop_steps_after(model_dir: str, step: int) -> None:
 
 def test_sft_two_processes_match_one_and_checkpoints_cross(tmp_path):
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
-  run(one, 1, 8, SFT, "--gin.train_sft.num_steps=6")
-  run(two, 2, 4, SFT, "--gin.train_sft.num_steps=6")
+  run(one, 1, 8, SFT, "--gin.LoopSettings.num_steps=6")
+  run(two, 2, 4, SFT, "--gin.LoopSettings.num_steps=6")
   m1, m2 = metrics(one), metrics(two)
   assert len({s for s, _ in m1}) == 6
   assert_same_metrics(m1, m2)
@@ -91,8 +91,8 @@ def test_sft_two_processes_match_one_and_checkpoints_cross(tmp_path):
   shutil.copytree(one, one_to_two, ignore=shutil.ignore_patterns("metrics.jsonl", "tensorboard"))
   drop_steps_after(two_to_one, 3)
   drop_steps_after(one_to_two, 3)
-  run(two_to_one, 1, 8, SFT, "--gin.train_sft.num_steps=6")
-  run(one_to_two, 2, 4, SFT, "--gin.train_sft.num_steps=6")
+  run(two_to_one, 1, 8, SFT, "--gin.LoopSettings.num_steps=6")
+  run(one_to_two, 2, 4, SFT, "--gin.LoopSettings.num_steps=6")
   for resumed in (two_to_one, one_to_two):
     m = metrics(resumed)
     assert min(s for s, _ in m) == 4  # it resumed rather than restarted
@@ -102,8 +102,8 @@ def test_sft_two_processes_match_one_and_checkpoints_cross(tmp_path):
 
 def test_mtpo_two_processes_match_one(tmp_path):
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
-  run(one, 1, 8, MTPO, "--gin.train_rl.num_iterations=2")
-  run(two, 2, 4, MTPO, "--gin.train_rl.num_iterations=2")
+  run(one, 1, 8, MTPO, "--gin.LoopSettings.num_steps=2")
+  run(two, 2, 4, MTPO, "--gin.LoopSettings.num_steps=2")
   m1, m2 = metrics(one), metrics(two)
   # the update ran on the gathered batch (4 contexts x 2 conversations, 2 from each process), and evaluation
   # covered all 5 held-out contexts (2 + 3)
@@ -118,7 +118,7 @@ def test_mtpo_on_an_every_axis_mesh_resumes_across_process_counts(tmp_path):
   """data x fsdp x model = 2 x 2 x 2 over 2 processes (parameters sharded across processes), 4 iterations,
   killed after 2 and resumed in 1 process; against an uninterrupted 1-process run."""
   args = [*MTPO, "--gin_file=meshes/cpu_fake8.gin", "--gin.run.distributed=True",
-          "--gin.train_rl.num_iterations=4", "--gin.train_rl.eval_every=4"]
+          "--gin.LoopSettings.num_steps=4", "--gin.LoopSettings.eval_every=4"]
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
   run(one, 1, 8, args)
   run(two, 2, 4, args)
@@ -133,10 +133,10 @@ def test_mtpo_on_an_every_axis_mesh_resumes_across_process_counts(tmp_path):
 
 
 OTHER_TRAINERS = {
-    "reward_model": ["--gin_file=experiments/reward_model_tiny.gin", "--gin.train_reward_model.num_steps=10",
-                     "--gin.train_reward_model.num_train_pairs=200", "--gin.train_reward_model.num_eval_pairs=64",
-                     "--gin.train_reward_model.log_every=5", "--gin.train_reward_model.eval_every=10",
-                     "--gin.train_reward_model.save_every=10"],
+    "reward_model": ["--gin_file=experiments/reward_model_tiny.gin", "--gin.LoopSettings.num_steps=10",
+                     "--gin.PairData.num_train=200", "--gin.PairData.num_eval=64",
+                     "--gin.LoopSettings.log_every=5", "--gin.LoopSettings.eval_every=10",
+                     "--gin.LoopSettings.save_every=10"],
     "iterative_ppo": ["--gin_file=experiments/iterative_ppo_tiny.gin"],
 }
 

@@ -4,18 +4,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.envs.education.env import EducationEnv
 from mtpo_jax.envs.learned_student import LearnedStudent
-from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import SamplingConfig
 from mtpo_jax.models.t5 import T5
+from mtpo_jax.testing import tiny_config
 
 
 def _student(vocab, greedy=False):
-  config = T5Config(vocab_size=vocab.vocab_size, d_model=32, d_kv=8, d_ff=64, num_heads=4)
+  config = tiny_config(vocab.vocab_size)
   model = T5(config)
   params = nn.unbox(jax.jit(model.init)(jax.random.PRNGKey(0), jnp.ones((1, 4), jnp.int32),
                                         jnp.ones((1, 4), jnp.int32))["params"])

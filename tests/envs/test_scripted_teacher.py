@@ -3,7 +3,7 @@
 import pytest
 
 from mtpo_jax.envs.education import attributes, cues, scripted_teacher
-from mtpo_jax.training import environments
+from mtpo_jax.envs import registry
 
 
 def test_names_and_bad_names():
@@ -16,7 +16,7 @@ def test_names_and_bad_names():
 
 
 def test_plays_to_the_horizon_deterministically():
-  ctx = environments.contexts("education", 12, 3, "test")
+  ctx = registry.contexts("education", 12, 3, "test")
   a = scripted_teacher.play("scripted:hands_on:might_adapt", ctx, max_agent_turns=3)
   b = scripted_teacher.play("scripted:hands_on:might_adapt", ctx, max_agent_turns=3)
   assert [c.turns for c in a] == [c.turns for c in b]
@@ -28,7 +28,7 @@ def test_plays_to_the_horizon_deterministically():
 
 def test_teaches_in_its_own_style():
   """A might_insist lecture teacher (it asks about preferences in 3% of plans) teaches lecture-style turns."""
-  ctx = environments.contexts("education", 16, 5, "test")
+  ctx = registry.contexts("education", 16, 5, "test")
   convs = scripted_teacher.play("scripted:lecture:might_insist", ctx, max_agent_turns=3)
   styles = [cues.analyze_turn(t.text, c.context.visible["topic"]).style
             for c in convs for t in c.turns if t.is_agent]

@@ -2,6 +2,7 @@
 M + M^T = 1 even for a position-biased judge; bootstrap intervals that cover the mean and shrink like 1/sqrt(n);
 the reports; the policy loader; and one tiny end-to-end CLI call on random T5 policies saved as SFT and RL runs."""
 
+import dataclasses
 import json
 import math
 import re
@@ -13,14 +14,16 @@ import numpy as np
 import optax
 import pytest
 
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.evaluation import evaluate, report
 from mtpo_jax.evaluation import policies as pol
 from mtpo_jax.evaluation.win_matrix import grouped_win_matrix, win_matrix
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.rl.actor_critic import ActorCriticState
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError
+from mtpo_jax.checkpoints import Checkpointer, CheckpointError, load_policy
+from mtpo_jax.envs.registry import ConversationSettings
+from mtpo_jax.testing import tiny_config
 from mtpo_jax.training.state import TrainState
 from mtpo_jax.types import Context, Conversation, Turn
 
@@ -161,7 +164,7 @@ def test_policy_loader_names_the_directory_without_checkpoints(tmp_path):
     if d.name != "does_not_exist":
       (d / "checkpoints").mkdir(parents=True)
     with pytest.raises(CheckpointError, match=re.escape(str(d))):
-      pol.load_policy(str(d), T5Config())
+      load_policy(str(d), T5Config())
 
 
 def test_model_config_from_gin_files_and_bindings():
@@ -171,8 +174,7 @@ def test_model_config_from_gin_files_and_bindings():
 
 # END TO END: two random tiny T5 policies saved as an SFT and an RL run, evaluated by the CLI.
 
-CONFIG = T5Config(vocab_size=3072, d_model=32, d_kv=8, d_ff=64, num_heads=4, num_encoder_layers=1,
-                  num_decoder_layers=1)
+CONFIG = tiny_config(3072, layers=1)
 CONFIG_GIN = "\n".join(f"T5Config.{k} = {v!r}" for k, v in (
     ("vocab_size", 3072), ("d_model", 32), ("d_kv", 8), ("d_ff", 64), ("num_heads", 4), ("num_encoder_layers", 1),
     ("num_decoder_layers", 1))) + "\n"
@@ -193,8 +195,8 @@ def _save_runs(tmp_path):
   ckpt.close()
   (sft / "config.gin").write_text("MODEL_DIR = 'x'\n# Parameters for T5Config:\n" + CONFIG_GIN
                                   + "train_sft.input_length = 256\n")
-  (rl / "config.gin").write_text(CONFIG_GIN + "train_rl.algorithm = 'mtpo'\ntrain_rl.input_length = 64\n"
-                                 "train_rl.max_agent_turns = 2\ntrain_rl.max_turn_tokens = 8\n")
+  (rl / "config.gin").write_text(CONFIG_GIN + "train_rl.algorithm = 'mtpo'\nConversationSettings.input_length = 64\n"
+                                 "ConversationSettings.max_agent_turns = 2\nConversationSettings.max_turn_tokens = 8\n")
   with open(rl / "metrics.jsonl", "w") as f:
     for step in (1, 2):
       f.write(json.dumps({"step": step, "train/win_rate_vs_reference": 0.5, "train/win_rate_ci95": 0.1,
@@ -205,7 +207,7 @@ def _save_runs(tmp_path):
 def test_cli_end_to_end_on_two_tiny_policies(tmp_path, capsys):
   assert Vocabulary(DEFAULT_SPM_PATH).vocab_size <= CONFIG.vocab_size
   sft, rl, p1 = _save_runs(tmp_path)
-  loaded = pol.load_policy(rl, CONFIG)
+  loaded = load_policy(rl, CONFIG)
   assert loaded.layout == "rl" and loaded.step == 3 and loaded.meta["algorithm"] == "mtpo"
   assert jax.tree.all(jax.tree.map(lambda a, b: np.array_equal(a, b), loaded.params, jax.device_get(p1)))
   assert pol.model_config(sft) == CONFIG
@@ -236,15 +238,15 @@ def test_cli_end_to_end_on_two_tiny_policies(tmp_path, capsys):
   assert "(sd)" in (tmp_path / "e2" / "win_matrix.md").read_text()
   # A learned student (here the random SFT policy's weights) replaces the scripted one: the teacher turns of the
   # first agent turn are the same (same keys), the student's replies are not the scripted student's.
-  from mtpo_jax.training import environments
-  contexts = environments.contexts("education", 2, 0, "test")
-  settings = dict(max_agent_turns=2, input_length=64, max_turn_tokens=8, vocab_path=DEFAULT_SPM_PATH)
-  scripted = pol.play({"sft": loaded}, "education", contexts, **settings)["sft"]
-  learned = pol.play({"sft": loaded}, "education", contexts, student_checkpoint=f"{sft}/checkpoints",
-                     **settings)["sft"]
+  from mtpo_jax.envs import registry
+  contexts = registry.contexts("education", 2, 0, "test")
+  settings = ConversationSettings(max_agent_turns=2, input_length=64, max_turn_tokens=8, vocab_path=DEFAULT_SPM_PATH)
+  scripted = pol.play({"sft": loaded}, settings, contexts)["sft"]
+  learned = pol.play({"sft": loaded}, dataclasses.replace(settings, student_checkpoint=f"{sft}/checkpoints"),
+                     contexts)["sft"]
   assert [c.turns[0].text for c in learned] == [c.turns[0].text for c in scripted]
   # copies: context-major, copy 0 is the single-copy conversation, other copies sample with their own keys
-  three = pol.play({"sft": loaded}, "education", contexts, copies=3, **settings)["sft"]
+  three = pol.play({"sft": loaded}, settings, contexts, copies=3)["sft"]
   assert len(three) == 6 and [c.context.context_id for c in three[:3]] == [contexts[0].context_id] * 3
   assert [three[0].turns, three[3].turns] == [c.turns for c in scripted]
   assert len({c.turns for c in three[:3]}) > 1
@@ -254,14 +256,16 @@ def test_cli_end_to_end_on_two_tiny_policies(tmp_path, capsys):
                                "--max_agent_turns", "2", "--input_length", "64", "--max_turn_tokens", "8"])
   from mtpo_jax.envs.education import scripted_teacher
   from mtpo_jax.oracles.rubric import RubricJudge
-  by_hand = scripted_teacher.play("scripted:hands_on:might_adapt", environments.contexts("education", 4, 0, "eval"),
+  by_hand = scripted_teacher.play("scripted:hands_on:might_adapt", registry.contexts("education", 4, 0, "eval"),
                                   max_agent_turns=2)
   assert ceiling.scores[1] == pytest.approx(float(RubricJudge().score(by_hand).mean()))
   with pytest.raises(ValueError, match="is not a scripted teacher"):
     evaluate.evaluate(["--run", f"sft={sft}", "--run", "bad=scripted:chalk:calm", "--out", str(tmp_path / "e4")])
   with pytest.raises(ValueError, match="copies must be >= 1"):
-    pol.play({"sft": loaded}, "education", contexts, copies=0, **settings)
+    pol.play({"sft": loaded}, settings, contexts, copies=0)
   student_turns = lambda convs: [t.text for c in convs for t in c.turns if not t.is_agent]
   assert student_turns(learned) and student_turns(learned) != student_turns(scripted)
   with pytest.raises(ValueError, match="for 'education' only"):
-    environments.make_environment("negotiation", 2, 0, student=object())
+    registry.make_environment(ConversationSettings("negotiation", 2), 0, student=object())
+  with pytest.raises(ValueError, match="for 'education' only"):
+    ConversationSettings("negotiation", student_checkpoint=f"{sft}/checkpoints")

@@ -15,33 +15,33 @@ from mtpo_jax.pipeline import stages
 pytestmark = pytest.mark.slow
 
 MICRO = [
-    "run_pipeline.seeds = [0]", "run_pipeline.education_methods = ['sft', 'rlhf_reward', 'mtpo', 'iterative_ppo']",
-    "run_pipeline.negotiation_methods = ['sft', 'reward_rl', 'mtpo_learned']",
-    "run_pipeline.education_train = 60", "run_pipeline.education_eval = 8", "run_pipeline.negotiation_train = 40",
-    "run_pipeline.negotiation_eval = 8", "run_pipeline.vocab_size = 1500",
-    "run_pipeline.environment_student = 'learned'",
+    "PipelinePlan.seeds = [0]", "PipelinePlan.education_methods = ['sft', 'rlhf_reward', 'mtpo', 'iterative_ppo']",
+    "PipelinePlan.negotiation_methods = ['sft', 'reward_rl', 'mtpo_learned']",
+    "PipelinePlan.education_train = 60", "PipelinePlan.education_eval = 8", "PipelinePlan.negotiation_train = 40",
+    "PipelinePlan.negotiation_eval = 8", "PipelinePlan.vocab_size = 1500",
+    "PipelinePlan.environment_student = 'learned'",
 ]
 
 
 def micro_overrides() -> str:
-  sft = ["train_sft.num_steps = 4", "train_sft.batch_size = 4", "train_sft.input_length = 64",
-         "train_sft.target_length = 16", "train_sft.eval_every = 4", "train_sft.save_every = 4"]
+  sft = ["LoopSettings.num_steps = 4", "LoopSettings.batch_size = 4", "train_sft.input_length = 64",
+         "train_sft.target_length = 16", "LoopSettings.eval_every = 4", "LoopSettings.save_every = 4"]
   scorer = [f"train_{k}.{a}" for k in ("reward_model", "preference_model")
             for a in ("num_train_pairs = 8", "num_eval_pairs = 4", "num_steps = 2", "batch_size = 4",
                       "input_length = 64", "eval_every = 2", "save_every = 2")]
-  scorer += ["PairSampling.max_agent_turns = 2", "PairSampling.input_length = 64", "PairSampling.max_turn_tokens = 8"]
-  rl = ["train_rl.num_iterations = 1", "train_rl.contexts_per_batch = 4", "train_rl.max_agent_turns = 2",
-        "train_rl.input_length = 64", "train_rl.max_turn_tokens = 8", "train_rl.eval_contexts = 4",
-        "train_rl.eval_every = 1", "train_rl.save_every = 1", "ActorCriticHParams.policy_delay = 0"]
-  ippo = ["train_iterative_ppo.num_iterations = 1", "train_iterative_ppo.conversations_per_iteration = 4",
-          "train_iterative_ppo.contexts_per_collect = 4", "train_iterative_ppo.max_agent_turns = 2",
-          "train_iterative_ppo.input_length = 64", "train_iterative_ppo.max_turn_tokens = 8",
-          "train_iterative_ppo.q_steps = 2", "train_iterative_ppo.q_batch_size = 4",
-          "train_iterative_ppo.ppo_steps = 1", "train_iterative_ppo.ppo_batch_size = 4"]
+  scorer += ["ConversationSettings.max_agent_turns = 2", "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8"]
+  rl = ["LoopSettings.num_steps = 1", "LoopSettings.batch_size = 4", "ConversationSettings.max_agent_turns = 2",
+        "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8", "train_rl.eval_contexts = 4",
+        "LoopSettings.eval_every = 1", "LoopSettings.save_every = 1", "ActorCriticHParams.policy_delay = 0"]
+  ippo = ["LoopSettings.num_steps = 1", "LoopSettings.batch_size = 4",
+          "train_iterative_ppo.contexts_per_collect = 4", "ConversationSettings.max_agent_turns = 2",
+          "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8",
+          "QSettings.steps = 2", "QSettings.batch_size = 4",
+          "PPOHParams.steps = 1", "PPOHParams.batch_size = 4"]
   ev = ["--num_contexts=4", "--max_agent_turns=2", "--input_length=64", "--max_turn_tokens=8", "--resamples=50"]
   table = {"sft": sft, "sft_student": sft, "negotiation_sft": sft, "scorer": scorer, "negotiation_scorer": scorer, "rl": rl,
            "negotiation_rl": rl, "iterative_ppo": ippo, "evaluate": ev, "negotiation_evaluate": ev}
-  return "run_pipeline.overrides = " + json.dumps(table)
+  return "PipelinePlan.overrides = " + json.dumps(table)
 
 
 def run(model_dir: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import pytest
 
 from mtpo_jax.data import education_examples as ex
 from mtpo_jax.data import negotiation_examples as nx
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.envs.negotiation.generator import record_to_conversation
 from mtpo_jax.oracles import learned
 from mtpo_jax.pipeline import data_stages, tables

@@ -7,14 +7,13 @@ import numpy as np
 import optax
 import pytest
 
-from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.models.value import T5Value
 from mtpo_jax.rl import actor_critic as ac
+from mtpo_jax.testing import tiny_config
 from mtpo_jax.training.state import TrainState
 
-CONFIG = T5Config(vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_heads=2, num_encoder_layers=1,
-                  num_decoder_layers=1, relative_attention_num_buckets=8)
+CONFIG = tiny_config(32, d_model=16, d_kv=4, d_ff=32, num_heads=2, layers=1, relative_attention_num_buckets=8)
 
 
 def _batch(rewards):

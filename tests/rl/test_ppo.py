@@ -10,16 +10,16 @@ import numpy as np
 import optax
 import pytest
 
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, EOS_ID, PAD_ID, Vocabulary
-from mtpo_jax.models.config import T5Config
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, EOS_ID, PAD_ID, Vocabulary
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.models.value import T5Value
 from mtpo_jax.rl import actor_critic as ac
 from mtpo_jax.rl import losses, ppo
+from mtpo_jax.testing import tiny_config
 from mtpo_jax.training.state import TrainState
 
 LR = 0.1
-CONFIG = T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_heads=4)
+CONFIG = tiny_config()
 POLICY, VALUE = T5(CONFIG), T5Value(CONFIG)
 # Jitted once: eager Flax applies dispatch op by op and are slow on a busy CPU.
 apply_policy = jax.jit(lambda p, enc, dec: POLICY.apply({"params": p}, enc, dec))

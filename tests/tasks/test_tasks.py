@@ -9,7 +9,7 @@ import pytest
 seqio = pytest.importorskip("seqio")
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary  # noqa: E402
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary  # noqa: E402
 from mtpo_jax.envs.education import generator  # noqa: E402
 from mtpo_jax.envs.education.convert import record_id  # noqa: E402
 

@@ -20,17 +20,20 @@ from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.models.value import T5Value
 from mtpo_jax.rl import ppo
+from mtpo_jax.rl import rewards as rw
+from mtpo_jax.testing import tiny_config
 from mtpo_jax.training import iterative_ppo as ip
 from mtpo_jax.training import q_function as qf
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError, load_params
+from mtpo_jax.checkpoints import Checkpointer, CheckpointError, load_params
+from mtpo_jax.training.loop import LoopSettings
 from mtpo_jax.training.optimizers import make_optimizer
 from mtpo_jax.types import Context, Conversation, Turn
 
 # The tiny experiment shrunk further; batch sizes 8 divide the 8-device data axis of meshes/cpu.gin in tests.
 SMALL = ["--gin.T5Config.d_model=32", "--gin.T5Config.d_kv=8", "--gin.T5Config.d_ff=64",
-         "--gin.train_iterative_ppo.input_length=64", "--gin.train_iterative_ppo.max_turn_tokens=8",
-         "--gin.train_iterative_ppo.max_agent_turns=2", "--gin.train_iterative_ppo.q_steps=4",
-         "--gin.train_iterative_ppo.ppo_steps=2", "--gin.train_iterative_ppo.gamma=0.5",
+         "--gin.ConversationSettings.input_length=64", "--gin.ConversationSettings.max_turn_tokens=8",
+         "--gin.ConversationSettings.max_agent_turns=2", "--gin.QSettings.steps=4",
+         "--gin.PPOHParams.steps=2", "--gin.QSettings.gamma=0.5",
          "--gin.q/make_optimizer.name='adamw'", "--gin.q/make_optimizer.learning_rate=3e-3"]
 
 
@@ -47,16 +50,16 @@ def test_monte_carlo_returns_by_hand():
   mask = np.array([[1, 1, 1], [1, 1, 0]], np.float32)
   turn_rows = np.array([[0, 2, 4], [1, 3, -1]], np.int32)
   # Conversation rewards go on the last agent turn: G_h = gamma^(H-h) R.
-  rewards = qf.turn_rewards(np.array([2.0, -1.0]), mask)
+  rewards = rw.terminal_rewards(np.array([2.0, -1.0]), mask)
   np.testing.assert_array_equal(rewards, [[0, 0, 2], [0, -1, 0]])
   g = qf.row_returns(rewards, mask, turn_rows, 5, gamma=0.9)
   np.testing.assert_allclose(g, [2 * 0.81, -0.9, 2 * 0.9, -1.0, 2.0], rtol=1e-6)
   # Per-turn rewards [C, T]: G_2 = 2, G_1 = 0 + 0.9 * 2, G_0 = 1 + 0.9 * 1.8.
-  per_turn = qf.turn_rewards(np.array([[1.0, 0.0, 2.0], [0.5, 0.5, 9.0]]), mask)
+  per_turn = rw.terminal_rewards(np.array([[1.0, 0.0, 2.0], [0.5, 0.5, 9.0]]), mask)
   g = qf.row_returns(per_turn, mask, turn_rows, 5, gamma=0.9)
   np.testing.assert_allclose(g, [2.62, 0.5 + 0.45, 1.8, 0.5, 2.0], rtol=1e-6)
   with pytest.raises(ValueError, match="rewards must have shape"):
-    qf.turn_rewards(np.zeros(3), mask)
+    rw.terminal_rewards(np.zeros(3), mask)
 
 
 def test_q_targets_and_holdout():
@@ -85,20 +88,21 @@ def test_default_rewards_follow_the_environment():
 
 def _bad_call(tmp_path, **overrides):
   opt = (optax.sgd(0.1), None)
-  kwargs = dict(policy_optimizer=opt, value_optimizer=opt, q_optimizer=opt, ppo_batch_size=8, q_batch_size=8)
+  kwargs = dict(policy_optimizer=opt, value_optimizer=opt, q_optimizer=opt, hparams=ppo.PPOHParams(batch_size=8),
+                q=ip.QSettings(batch_size=8))
   kwargs.update(overrides)
   return ip.train_iterative_ppo(str(tmp_path / "run"), T5Config(vocab_size=3072), **kwargs)
 
 
 def test_bad_input_fails_clearly(tmp_path):
-  with pytest.raises(ValueError, match="num_iterations must be >= 1"):
-    _bad_call(tmp_path, num_iterations=0)
+  with pytest.raises(ValueError, match="LoopSettings.num_steps must be >= 1"):
+    _bad_call(tmp_path, loop=LoopSettings(num_steps=0))
   with pytest.raises(ValueError, match=r"ppo_batch_size=6 must be a positive multiple .* = 8\)"):
-    _bad_call(tmp_path, ppo_batch_size=6)
-  with pytest.raises(ValueError, match="unknown q_init"):
-    _bad_call(tmp_path, q_init="zeros")
+    _bad_call(tmp_path, hparams=ppo.PPOHParams(batch_size=6))
+  with pytest.raises(ValueError, match="unknown QSettings.init"):
+    _bad_call(tmp_path, q=ip.QSettings(init="zeros"))
   with pytest.raises(ValueError, match="unknown Q loss"):
-    _bad_call(tmp_path, q_loss="hinge")
+    _bad_call(tmp_path, q=ip.QSettings(loss="hinge"))
   missing = str(tmp_path / "no_such_sft")
   with pytest.raises(CheckpointError, match=missing):
     _bad_call(tmp_path, init_checkpoint=missing)
@@ -125,7 +129,7 @@ def _run(model_dir, iterations, sft):
   """One job: gin parsed afresh, state, data and Q_i rebuilt from MODEL_DIR."""
   main.run(["--gin_file=experiments/iterative_ppo_tiny.gin", "--gin_file=meshes/cpu.gin", *SMALL,
             f"--gin.MODEL_DIR='{model_dir}'", f"--gin.SFT_CHECKPOINT='{sft}'",
-            f"--gin.train_iterative_ppo.num_iterations={iterations}"])
+            f"--gin.LoopSettings.num_steps={iterations}"])
 
 
 def _lines(model_dir):
@@ -154,7 +158,7 @@ def _same_state(a, b):
 def sft_checkpoint(tmp_path_factory):
   d = str(tmp_path_factory.mktemp("sft") / "checkpoints")
   x = jnp.ones((1, 4), jnp.int32)
-  config = T5Config(vocab_size=3072, d_model=32, d_kv=8, d_ff=64, num_heads=4)  # t5_tiny.gin with SMALL
+  config = tiny_config(3072)  # t5_tiny.gin with SMALL
   ckpt = Checkpointer(d, save_every=1, keep=1)
   ckpt.save(1, {"params": random_params(T5(config), x, x, seed=0)}, {}, force=True)
   ckpt.close()
@@ -224,7 +228,7 @@ def test_a_run_killed_during_ppo_redoes_only_ppo(loop_runs, sft_checkpoint, tmp_
 
 def test_q_fit_learns_a_return_that_depends_on_the_response(persistent_compilation_cache):
   # The loop's Q setup (SMALL: T5 shapes, q input 64 + 8, batch 8, AdamW 3e-3), so the programs come from the cache.
-  config = T5Config(vocab_size=3072, d_model=32, d_kv=8, d_ff=64, num_heads=4)
+  config = tiny_config(3072)
   partitioner = partitioning.Partitioner(partitioning.make_mesh(partitioning.MeshSpec()))
   tx, _ = make_optimizer("adamw", 3e-3, decay_rate=0.8)
   q = qf.QFunction(T5Value(config), tx, partitioner, input_length=72, batch_size=8, loss="mse", seed=0)

@@ -1,7 +1,7 @@
 """Pair data for the learned judges (training/pair_sources.py): policy pairs and single-turn pairs have the
 paper's structure, their labels are the judge's on what the paper says it sees (recomputed here independently),
 sampling is deterministic, the cache round-trips and a resumed run reuses it, bad settings fail clearly, and
-train_reward_model runs end to end on single_turn_value pairs.
+train_scorer runs end to end on single_turn_value pairs.
 
 A tiny random T5 over the committed vocabulary is the policy (EOS nudged up so turns stay short); every sampler
 call fits one batch bucket, so each Sampler compiles once."""
@@ -17,26 +17,27 @@ import numpy as np
 import optax
 import pytest
 
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, EOS_ID, Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, EOS_ID, Vocabulary
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
-from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.oracles import learned
 from mtpo_jax.oracles.rubric import RubricJudge
-from mtpo_jax.training import environments
+from mtpo_jax.testing import tiny_config
+from mtpo_jax.envs import registry
+from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.training import pair_sources as ps
 from mtpo_jax.training import rollout as ro
 from mtpo_jax.training import scorer_trainer as st
-from mtpo_jax.training.checkpoints import Checkpointer, CheckpointError
+from mtpo_jax.checkpoints import Checkpointer, CheckpointError
+from mtpo_jax.training.loop import LoopSettings
 from mtpo_jax.training.optimizers import make_optimizer
 from mtpo_jax.training.state import TrainState
 from mtpo_jax.types import Turn
 
 VOCAB = Vocabulary(DEFAULT_SPM_PATH)
-CONFIG = T5Config(vocab_size=3072, d_model=32, d_kv=8, d_ff=64, num_heads=4, num_encoder_layers=1,
-                  num_decoder_layers=1)
-SAMPLING = ps.PairSampling(input_length=128, max_turn_tokens=12, max_agent_turns=3)
+CONFIG = tiny_config(3072, layers=1)
+SAMPLING = ConversationSettings(input_length=128, max_turn_tokens=12, max_agent_turns=3)
 N, SEED = 4, 0
 
 
@@ -67,27 +68,26 @@ def policy(tmp_path_factory):
   ckpt = Checkpointer(directory, save_every=1)
   ckpt.save(1, TrainState.create(params, optax.sgd(0.1), jax.random.PRNGKey(0)), {"data_position": 1}, force=True)
   ckpt.close()
-  turn_policy = ps.make_policy(params, CONFIG, VOCAB, input_length=SAMPLING.input_length,
-                               max_turn_tokens=SAMPLING.max_turn_tokens, temperature=SAMPLING.temperature)
+  turn_policy = ps.make_policy(params, CONFIG, SAMPLING, VOCAB)
   return turn_policy, directory
 
 
 def _single_turn(policy, kind, judge=None, split="train"):
   judge = judge or ps.default_judge(f"single_turn_{kind}")
-  return ps.sample_single_turn(policy, N, SEED, split, judge, kind, SAMPLING.max_agent_turns)
+  return ps.sample_single_turn(policy, SAMPLING, N, SEED, split, judge, kind)
 
 
 def test_policy_pairs_are_two_policy_conversations_per_context(policy):
   turn_policy, _ = policy
-  pairs = ps.sample_policy_pairs(turn_policy, N, SEED, "train", RubricJudge(), SAMPLING.max_agent_turns)
-  contexts = environments.contexts("education", N, SEED, "train")
+  pairs = ps.sample_policy_pairs(turn_policy, SAMPLING, N, SEED, "train", RubricJudge())
+  contexts = registry.contexts("education", N, SEED, "train")
   assert [a.context for a, _, _ in pairs] == [b.context for _, b, _ in pairs] == contexts
   for a, b, _ in pairs:
     assert a.done and b.done and a.turns != b.turns and a.turns[0].is_agent
   a, b, p = map(list, zip(*pairs))
   np.testing.assert_array_equal(p, RubricJudge().preference(a, b))
-  assert ps.sample_policy_pairs(turn_policy, N, SEED, "train", RubricJudge(), 3) == pairs  # deterministic
-  held_out = ps.sample_policy_pairs(turn_policy, N, SEED, "eval", RubricJudge(), 3)
+  assert ps.sample_policy_pairs(turn_policy, SAMPLING, N, SEED, "train", RubricJudge()) == pairs  # deterministic
+  held_out = ps.sample_policy_pairs(turn_policy, SAMPLING, N, SEED, "eval", RubricJudge())
   assert not {x.context.context_id for x, _, _ in held_out} & {x.context.context_id for x in a}
 
 
@@ -121,7 +121,7 @@ def test_single_turn_value_labels_judge_the_continued_conversations(policy):
   assert s.a == reward.a and s.b == reward.b  # the same stored pairs; only the label differs
   # recompute independently from the documented sampling keys: iteration 1 = the alternatives, 2 + k =
   # continuation of copy k, with the policy that sampled them
-  env = environments.make_environment("education", SAMPLING.max_agent_turns, SEED)
+  env = registry.make_environment(SAMPLING, SEED)
   alts = ro.collect(env, turn_policy, starts=s.states, copies=2, seed=SEED, iteration=1,
                     max_new_agent_turns=1).conversations
   finals = []
@@ -170,45 +170,49 @@ def test_cache_round_trips_and_a_resumed_run_reuses_it(policy, tmp_path):
     calls.append(1)
     return turn_policy
 
-  args = dict(seed=SEED, judge=RubricJudge(), policy_checkpoint=checkpoint, sampling=SAMPLING,
-              cache_dir=str(tmp_path))
-  first = ps.source_pairs("single_turn_value", "eval", N, policy=counting, **args)
+  data = lambda source: ps.PairData(source, seed=SEED, judge=RubricJudge(), policy_checkpoint=checkpoint,
+                                    conversation=SAMPLING)
+  args = dict(cache_dir=str(tmp_path))
+  first = ps.source_pairs(data("single_turn_value"), "eval", N, policy=counting, **args)
   path = tmp_path / "pairs_eval.jsonl"
   header, cached = ps.read_pairs(str(path))
   assert cached == first and header["pair_source"] == "single_turn_value" and len(calls) == 1
   assert all(type(p) is float for _, _, p in cached)  # exact labels, not rounded
-  again = ps.source_pairs("single_turn_value", "eval", N, policy=lambda: pytest.fail("resampled"), **args)
+  again = ps.source_pairs(data("single_turn_value"), "eval", N, policy=lambda: pytest.fail("resampled"), **args)
   assert again == first
   for a, b, _ in first:  # full contexts (hidden preference, extra ground truth) survive the round trip
     assert ps.conversation_from_dict(json.loads(json.dumps(ps.conversation_to_dict(a)))) == a
   with pytest.raises(ps.PairCacheError, match="pairs_eval.jsonl was written with"):
-    ps.source_pairs("single_turn_value", "eval", N + 1, policy=counting, **args)
+    ps.source_pairs(data("single_turn_value"), "eval", N + 1, policy=counting, **args)
   with pytest.raises(ps.PairCacheError, match="pairs_eval.jsonl was written with"):
-    ps.source_pairs("single_turn_reward", "eval", N, policy=counting, **args)
+    ps.source_pairs(data("single_turn_reward"), "eval", N, policy=counting, **args)
   lines = path.read_text().splitlines()
   path.write_text("\n".join(lines[:-1]) + "\n")  # a lost line
   with pytest.raises(ps.PairCacheError, match="pairs_eval.jsonl holds 3 pairs"):
-    ps.source_pairs("single_turn_value", "eval", N, policy=counting, **args)
+    ps.source_pairs(data("single_turn_value"), "eval", N, policy=counting, **args)
   path.write_text("\n".join(lines[:-1] + [lines[-1][:40]]) + "\n")  # a cut line
   with pytest.raises(ps.PairCacheError, match="pairs_eval.jsonl is corrupt"):
-    ps.source_pairs("single_turn_value", "eval", N, policy=counting, **args)
+    ps.source_pairs(data("single_turn_value"), "eval", N, policy=counting, **args)
   assert len(calls) == 1
 
 
 def test_bad_sources_and_checkpoints_fail_clearly(tmp_path):
   optimizer = make_optimizer("adamw", learning_rate=1e-3)
   with pytest.raises(ValueError, match="unknown pair_source 'scripted'"):
-    st.train_reward_model(str(tmp_path / "a"), CONFIG, optimizer=optimizer, pair_source="scripted")
+    ps.PairData("scripted")
   with pytest.raises(ValueError, match="set policy_checkpoint"):
-    st.train_preference_model(str(tmp_path / "b"), CONFIG, optimizer=optimizer, pair_source="policy")
+    ps.PairData("policy")
+  with pytest.raises(ValueError, match="exists for 'education' only"):
+    ps.PairData("single_turn_value", policy_checkpoint="x", conversation=ConversationSettings("negotiation"))
   missing = str(tmp_path / "no_such_run" / "checkpoints")
   with pytest.raises(CheckpointError, match=missing):
-    st.train_reward_model(str(tmp_path / "c"), CONFIG, optimizer=optimizer, pair_source="single_turn_reward",
-                          policy_checkpoint=missing)
-  with pytest.raises(ValueError, match="does not match policy_config"):
-    ps.policy_pairs(_write_bad_checkpoint(tmp_path), 1, 0, "train", RubricJudge(), policy_config=CONFIG)
+    st.train_scorer(str(tmp_path / "c"), CONFIG, optimizer=optimizer,
+                    pairs=ps.PairData("single_turn_reward", policy_checkpoint=missing))
+  assert not os.path.exists(tmp_path / "c" / "checkpoints" / "1")  # nothing trained
+  with pytest.raises(ValueError, match="does not match its T5Config"):
+    ps.policy_from_checkpoint(_write_bad_checkpoint(tmp_path), CONFIG, SAMPLING)
   with pytest.raises(ValueError, match="unknown single-turn kind"):
-    ps.sample_single_turn(None, 1, 0, "train", RubricJudge(), "q", 1)
+    ps.sample_single_turn(None, SAMPLING, 1, 0, "train", RubricJudge(), "q")
 
 
 def _write_bad_checkpoint(tmp_path):
@@ -225,23 +229,23 @@ def test_reward_model_trains_on_single_turn_value_pairs(policy, tmp_path, monkey
   turn_policy, checkpoint = policy
   d = str(tmp_path / "rm")
   os.makedirs(d)
-  cached = ps.source_pairs("single_turn_value", "eval", N, SEED, RubricJudge(), policy=lambda: turn_policy,
-                           policy_checkpoint=checkpoint, sampling=SAMPLING, cache_dir=d)
+  data = ps.PairData("single_turn_value", num_train=N, num_eval=N, seed=SEED, policy_checkpoint=checkpoint,
+                     conversation=SAMPLING)
+  cached = ps.source_pairs(data, "eval", N, policy=lambda: turn_policy, cache_dir=d)
   sampled_splits = []
   real = ps.sample_single_turn
-  monkeypatch.setattr(ps, "sample_single_turn", lambda policy, n, seed, split, *a: sampled_splits.append(split)
-                      or real(policy, n, seed, split, *a))
-  out = st.train_reward_model(d, CONFIG, optimizer=make_optimizer("adamw", learning_rate=1e-3), num_steps=2,
-                              pair_source="single_turn_value", policy_checkpoint=checkpoint, pair_sampling=SAMPLING,
-                              batch_size=8, input_length=128, num_train_pairs=N, num_eval_pairs=N, log_every=1,
-                              eval_every=1000, save_every=2)
+  monkeypatch.setattr(ps, "sample_single_turn", lambda policy, settings, n, seed, split, *a:
+                      sampled_splits.append(split) or real(policy, settings, n, seed, split, *a))
+  out = st.train_scorer(d, CONFIG, optimizer=make_optimizer("adamw", learning_rate=1e-3), pairs=data,
+                        loop=LoopSettings(num_steps=2, batch_size=8, log_every=1, eval_every=1000, save_every=2),
+                        input_length=128)
   assert sampled_splits == ["train"]  # the eval pairs came from the cache
   assert np.isfinite(out["loss"]) and np.isfinite(out["eval_loss"])
   header, pairs = ps.read_pairs(os.path.join(d, "pairs_train.jsonl"))
   assert header["pair_source"] == "single_turn_value" and header["policy_checkpoint"] == checkpoint
   assert header["judge"] == {"class": "RubricJudge", "partial": False, "temperature": 1.0}
   # the checkpoint's policy sampled exactly what the in-memory one does
-  s = real(turn_policy, N, SEED, "train", RubricJudge(), "value", SAMPLING.max_agent_turns)
+  s = real(turn_policy, SAMPLING, N, SEED, "train", RubricJudge(), "value")
   assert pairs == list(zip(s.a, s.b, s.p.tolist()))
   assert ps.read_pairs(os.path.join(d, "pairs_eval.jsonl"))[1] == cached
   report = json.load(open(os.path.join(d, "eval_report.json")))

@@ -12,9 +12,9 @@ from mtpo_jax.training import rl_trainer
 from mtpo_jax.training import rollout as ro
 from mtpo_jax.types import Context, Conversation, Turn
 
-SMALL = ["--gin.train_rl.contexts_per_batch=2", "--gin.train_rl.max_agent_turns=2", "--gin.train_rl.input_length=64",
-         "--gin.train_rl.max_turn_tokens=8", "--gin.train_rl.eval_every=2", "--gin.train_rl.eval_contexts=2",
-         "--gin.train_rl.save_every=2", "--gin.ActorCriticHParams.policy_delay=0",
+SMALL = ["--gin.LoopSettings.batch_size=2", "--gin.ConversationSettings.max_agent_turns=2", "--gin.ConversationSettings.input_length=64",
+         "--gin.ConversationSettings.max_turn_tokens=8", "--gin.LoopSettings.eval_every=2", "--gin.train_rl.eval_contexts=2",
+         "--gin.LoopSettings.save_every=2", "--gin.ActorCriticHParams.policy_delay=0",
          "--gin.policy/make_optimizer.learning_rate=1e-3"]
 ALGORITHMS = sorted(rl_trainer.ALGORITHMS)
 # The default suite runs a representative subset; `pytest -m slow` runs the whole algorithm x mesh matrix.
@@ -29,7 +29,7 @@ def _rows(d):
 
 def _run(algorithm, mesh, d, iterations, extra=()):
   main.run([f"--gin_file=experiments/{algorithm}_tiny.gin", f"--gin_file=meshes/{mesh}.gin", *SMALL,
-            f"--gin.MODEL_DIR='{d}'", f"--gin.train_rl.num_iterations={iterations}", *extra])
+            f"--gin.MODEL_DIR='{d}'", f"--gin.LoopSettings.num_steps={iterations}", *extra])
 
 
 @pytest.mark.parametrize("algorithm,mesh", [
@@ -58,7 +58,7 @@ def test_every_algorithm_runs_through_the_entrypoint(tmp_path, algorithm, mesh):
 
 def test_mtpo_resumes_with_identical_metrics(tmp_path):
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  once = ["--gin.train_rl.save_every=1", "--gin.train_rl.eval_every=100"]  # evaluate only at the end
+  once = ["--gin.LoopSettings.save_every=1", "--gin.LoopSettings.eval_every=100"]  # evaluate only at the end
   _run("mtpo", "cpu", straight, 2, once)
   _run("mtpo", "cpu", resumed, 1, once)
   _run("mtpo", "cpu", resumed, 2, once)  # a fresh process continues from the iteration-1 checkpoint

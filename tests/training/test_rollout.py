@@ -13,22 +13,22 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtpo_jax.data import dialogue_format as fmt
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, EOS_ID, PAD_ID, Vocabulary
+from mtpo_jax.text import dialogue_format as fmt
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, EOS_ID, PAD_ID, Vocabulary
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.envs.education.env import EducationEnv, ScriptedStudent
 from mtpo_jax.envs.negotiation.catalog import sample_contexts
 from mtpo_jax.envs.negotiation.env import NegotiationEnv
 from mtpo_jax.models import mixture as mx
-from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import SampleOutput, Sampler, SamplingConfig
 from mtpo_jax.models.t5 import T5
+from mtpo_jax.testing import tiny_config
 from mtpo_jax.training import rollout as ro
 from mtpo_jax.types import END_OF_CONVERSATION, Conversation
 
 VOCAB = Vocabulary(DEFAULT_SPM_PATH)
-MODEL = T5(T5Config(vocab_size=VOCAB.vocab_size, d_model=32, d_kv=8, d_ff=64, num_heads=4))
+MODEL = T5(tiny_config(VOCAB.vocab_size))
 SAMPLING = SamplingConfig(max_new_tokens=16)
 INPUT_LENGTH = 128
 ROWS = 64  # teacher-forced scoring pads rows to this, so it compiles once

@@ -13,23 +13,22 @@ import optax
 import pytest
 
 from mtpo_jax import main, partitioning
-from mtpo_jax.data import dialogue_format as fmt
+from mtpo_jax.text import dialogue_format as fmt
 from mtpo_jax.data import education_examples as ex
-from mtpo_jax.data.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
-from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.value import T5Value
 from mtpo_jax.oracles import learned
 from mtpo_jax.rl import scorer_steps as steps
+from mtpo_jax.testing import tiny_config
 from mtpo_jax.training import scorer_eval
 from mtpo_jax.training import scorer_trainer as st
-from mtpo_jax.training.checkpoints import Checkpointer, load_params
+from mtpo_jax.checkpoints import Checkpointer, load_params
 from mtpo_jax.training.optimizers import make_optimizer
 from mtpo_jax.training.state import TrainState
 
-SMALL = T5Config(vocab_size=32, d_model=32, d_kv=8, d_ff=64, num_heads=4, num_encoder_layers=1,
-                 num_decoder_layers=1)
+SMALL = tiny_config(32, layers=1)
 TOKEN, LENGTH, BATCH = 5, 6, 32  # synthetic reward: copies of TOKEN in a sequence of LENGTH tokens
 
 
@@ -243,38 +242,35 @@ def test_backbone_initialises_from_a_policy_or_scorer_checkpoint(setup, tmp_path
   partitioner = partitioning.Partitioner(partitioning.make_mesh(spec), spec.rules)
   layout = st._state_layout(T5Value(SMALL), tx, 8, 0, partitioner)
   for name in ("sft", "scorer"):
-    fresh = Checkpointer(str(tmp_path / f"run_{name}"))
-    state, start = st._restore_or_init(fresh, {}, *layout, 0, partitioner, str(tmp_path / name))
-    fresh.close()
-    assert start == 0
+    state = st._fresh_state(layout, 0, partitioner, str(tmp_path / name))
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params["backbone"]), jax.device_get(backbone))
     assert not np.any(np.asarray(state.params["value_head"]))  # the head is new (zeros)
   with pytest.raises(ValueError, match="does not match"):
     bigger = st._state_layout(T5Value(SMALL.replace(d_model=64)), tx, 8, 0, partitioner)
-    st._init_state(*bigger, 0, partitioner, load_params(str(tmp_path / "sft")))
+    st._fresh_state(bigger, 0, partitioner, str(tmp_path / "sft"))
 
 
 N = 2
 ARGS = ["--gin_file=experiments/preference_model_tiny.gin", "--gin_file=meshes/cpu.gin",
         "--gin.T5Config.d_model=32", "--gin.T5Config.d_ff=64", "--gin.T5Config.num_encoder_layers=1",
-        "--gin.T5Config.num_decoder_layers=1", "--gin.train_preference_model.batch_size=8",
-        "--gin.train_preference_model.input_length=96", "--gin.train_preference_model.num_train_pairs=8",
-        "--gin.train_preference_model.num_eval_pairs=3", f"--gin.train_preference_model.save_every={N}",
-        "--gin.train_preference_model.log_every=1", "--gin.train_preference_model.eval_every=1000",
-        "--gin.train_preference_model.architecture='joint'"]
+        "--gin.T5Config.num_decoder_layers=1", "--gin.LoopSettings.batch_size=8",
+        "--gin.train_scorer.input_length=96", "--gin.PairData.num_train=8",
+        "--gin.PairData.num_eval=3", f"--gin.LoopSettings.save_every={N}",
+        "--gin.LoopSettings.log_every=1", "--gin.LoopSettings.eval_every=1000",
+        "--gin.ScorerSpec.architecture='joint'"]
 
 
 def test_preference_model_gin_run_reports_and_resumes(tmp_path):
   d = str(tmp_path / "pm")
-  main.run(ARGS + [f"--gin.MODEL_DIR='{d}'", f"--gin.train_preference_model.num_steps={N}"])
+  main.run(ARGS + [f"--gin.MODEL_DIR='{d}'", f"--gin.LoopSettings.num_steps={N}"])
   first = json.load(open(os.path.join(d, "eval_report.json")))
   assert first["step"] == N
-  main.run(ARGS + [f"--gin.MODEL_DIR='{d}'", f"--gin.train_preference_model.num_steps={2 * N}"])
+  main.run(ARGS + [f"--gin.MODEL_DIR='{d}'", f"--gin.LoopSettings.num_steps={2 * N}"])
   with open(os.path.join(d, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   assert [r["step"] for r in rows if "train/loss" in r] == list(range(1, 2 * N + 1))  # resumed, not restarted
   assert all(np.isfinite(r[k]) for r in rows for k in ("train/grad_norm", "train/update_norm") if k in r)
-  assert "train_preference_model.num_steps = 4" in open(os.path.join(d, "operative_config.gin")).read()
+  assert "LoopSettings.num_steps = 4" in open(os.path.join(d, "operative_config.gin")).read()
   report = json.load(open(os.path.join(d, "eval_report.json")))
   assert report["kind"] == "preference" and report["step"] == 2 * N and report["examples"] == 6  # both orders
   assert 0 <= report["accuracy"] <= 1 and 0 <= report["ece"] <= 1 and len(report["reliability"]) == 10
@@ -314,8 +310,8 @@ def test_siamese_pair_head_is_antisymmetric_and_fits_an_intransitive_cycle():
 def test_siamese_preference_model_trains_and_judges(tmp_path):
   d = str(tmp_path / "pm_siamese")
   args = [a for a in ARGS if "architecture" not in a]
-  main.run(args + [f"--gin.MODEL_DIR='{d}'", "--gin.train_preference_model.num_steps=2",
-                   "--gin.train_preference_model.architecture='siamese'"])
+  main.run(args + [f"--gin.MODEL_DIR='{d}'", "--gin.LoopSettings.num_steps=2",
+                   "--gin.ScorerSpec.architecture='siamese'"])
   report = json.load(open(os.path.join(d, "eval_report.json")))
   assert report["kind"] == "pair_preference" and report["examples"] == 3  # one order per pair
   judge = learned.load_preference_judge(d)

@@ -8,13 +8,19 @@ renames it on commit, so a killed save never shadows the previous good checkpoin
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 from typing import Any
 
+import flax.linen as nn
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from mtpo_jax.models.config import T5Config
+from mtpo_jax.models.t5 import T5
+from mtpo_jax.partitioning import check_host_tree
 
 
 class CheckpointError(RuntimeError):
@@ -116,20 +122,6 @@ def load_params(directory: str, step: int | None = None) -> Any:
   return restored["params"]
 
 
-def load_t5_params(directory: str, config: Any, what: str = "checkpoint", config_name: str = "its T5Config") -> Any:
-  """`load_params` of a T5 checkpoint (host arrays), checked against the shapes `T5(config)` initialises;
-  ValueError naming `what`, the directory and `config_name` when they differ (another size or layer count)."""
-  import flax.linen as nn
-  from mtpo_jax.models.t5 import T5
-  params = load_params(directory)
-  model, x = T5(config), np.ones((1, 4), np.int32)
-  want = jax.tree.map(lambda a: a.shape, nn.unbox(jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x)["params"]))
-  have = jax.tree.map(lambda a: tuple(np.shape(a)), params)
-  if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
-    raise ValueError(f"the {what} {directory} does not match {config_name} (different shapes or layers)")
-  return params
-
-
 def restore_target(abstract: Any, shardings: Any) -> Any:
   """Abstract arrays carrying their shardings: what `Checkpointer.restore` needs to restore sharded."""
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
@@ -138,3 +130,96 @@ def restore_target(abstract: Any, shardings: Any) -> Any:
 def config_fingerprint(config: Any) -> dict[str, str]:
   """A dataclass config as sorted strings, stored in checkpoint metadata to refuse resuming another model."""
   return {k: str(v) for k, v in sorted(vars(config).items())}
+
+
+# POLICIES OF ANY RUN
+
+# Where each kind of run keeps the policy's parameters inside its checkpoint's `state` item.
+LAYOUTS = {"sft": ("params",), "rl": ("state", "policy", "params"), "iterative_ppo": ("policy", "params")}
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedPolicy:
+  """A policy's params (host arrays) with where they came from: checkpoint directory, step, layout, meta."""
+  params: Any
+  config: T5Config
+  checkpoint_dir: str
+  step: int
+  layout: str
+  meta: dict
+
+
+def _manager(directory: str) -> ocp.CheckpointManager:
+  handlers = {"state": ocp.PyTreeCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False),
+                               item_handlers=handlers)
+
+
+def checkpoint_steps(run_dir: str) -> list[int]:
+  """The saved steps of a run (`find_checkpoint_dir`), ascending."""
+  manager = _manager(find_checkpoint_dir(run_dir))
+  steps = sorted(manager.all_steps())
+  manager.close()
+  return steps
+
+
+def find_checkpoint_dir(run_dir: str) -> str:
+  """`run_dir/checkpoints` (or `run_dir` itself, if it is a checkpoints directory) holding at least one step."""
+  for d in (os.path.join(run_dir, "checkpoints"), run_dir):
+    if os.path.isdir(d) and list(_manager(os.path.abspath(d)).all_steps()):
+      return os.path.abspath(d)
+  raise CheckpointError(f"no checkpoint found for run {run_dir!r}: expected {os.path.join(run_dir, 'checkpoints')}"
+                        "/<step>/ as written by an SFT, RL or Iterative PPO run (or a checkpoints directory)")
+
+
+def _layout(tree: Any, where: str) -> str:
+  """Which LAYOUTS entry the checkpoint's state tree (nested dicts) follows."""
+  for name, path in LAYOUTS.items():
+    node = tree
+    for key in path:
+      node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict) and node:
+      return name
+  top = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+  raise CheckpointError(f"{where} holds no policy parameters (top-level keys {top}); expected one of "
+                        f"{ {k: '/'.join(v) for k, v in LAYOUTS.items()} }")
+
+
+def load_policy(run_dir: str, config: T5Config, step: int | None = None) -> LoadedPolicy:
+  """The policy params of an SFT, RL or Iterative PPO run (newest step unless `step`), as host numpy arrays;
+  only the policy's arrays are read (not optimizer states or the RL reference). `run_dir`: the run directory or
+  its checkpoints directory. CheckpointError if there is no readable checkpoint; ValueError if the parameters do
+  not have the shapes `T5(config)` initialises."""
+  directory = find_checkpoint_dir(run_dir)
+  manager = _manager(directory)
+  steps = sorted(manager.all_steps())
+  step = steps[-1] if step is None else step
+  if step not in steps:
+    raise CheckpointError(f"step {step} not in {directory}; available: {steps}")
+  where = f"{directory}/{step}"
+  try:
+    metadata = manager.item_metadata(step)["state"]
+  except Exception as e:  # orbax raises many types
+    raise CheckpointError(f"checkpoint {where} is unreadable ({type(e).__name__}: {e})") from e
+  tree = getattr(metadata, "tree", metadata)
+  layout = _layout(tree, where)
+  meta = dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta or {})
+  if layout == "sft":
+    params = load_params(directory, step)
+  else:
+    node = tree
+    for key in LAYOUTS[layout]:
+      node = node[key]
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), dict(node))
+    for key in reversed(LAYOUTS[layout]):
+      target = {key: target}
+    args = ocp.args.PyTreeRestore(item=target, partial_restore=True,
+                                  restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target))
+    params = manager.restore(step, args=ocp.args.Composite(state=args)).state
+    for key in LAYOUTS[layout]:
+      params = params[key]
+  manager.close()
+  model, x = T5(config), np.ones((1, 4), np.int32)
+  check_host_tree(params, nn.unbox(jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x)["params"]),
+                  f"the policy checkpoint {where} does not match its T5Config (different shapes or layers)")
+  return LoadedPolicy(params, config, directory, int(step), layout, meta)

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 
 from mtpo_jax.models import mixture as mx
-from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import SamplingConfig, sample
 from mtpo_jax.models.t5 import T5
+from mtpo_jax.testing import tiny_config
 
-CONFIG = T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_heads=4, relative_attention_num_buckets=8,
-                  relative_attention_max_distance=16)
+CONFIG = tiny_config(relative_attention_num_buckets=8, relative_attention_max_distance=16)
 SAMPLING = SamplingConfig(max_new_tokens=12, temperature=0.8)
 GREEDY = SamplingConfig(max_new_tokens=12, greedy=True)
 MODEL = T5(CONFIG)

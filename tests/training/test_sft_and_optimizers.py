@@ -9,12 +9,14 @@ import optax
 import pytest
 
 from mtpo_jax.data import toy_teacher
-from mtpo_jax.data.batches import SFTBatches, pack_ids
-from mtpo_jax.models.config import T5Config
+from mtpo_jax.data.batches import SFTBatches
+from mtpo_jax.text.packing import pack_ids
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.models.value import T5Value, value_params_from_policy
+from mtpo_jax.testing import tiny_config
 from mtpo_jax.training import optimizers
-from mtpo_jax.training.checkpoints import load_params
+from mtpo_jax.checkpoints import load_params
+from mtpo_jax.training.loop import LoopSettings
 from mtpo_jax.training.sft import token_cross_entropy
 from mtpo_jax.training.sft_trainer import train_sft
 
@@ -111,22 +113,22 @@ def test_batches_are_a_function_of_index():
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-  config = T5Config(vocab_size=256, d_model=32, d_kv=8, d_ff=64, num_heads=4)
+  config = tiny_config(256)
   # The rate turns NaN from step 3 on, so step 4's loss is NaN; checkpoints are due every 2 steps.
   schedule = lambda step: jnp.where(step < 3, 1e-3, jnp.nan)
   tx = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(schedule))
   data = (toy_teacher.generate(64, 0), toy_teacher.generate(8, 1))
   with pytest.raises(FloatingPointError, match="non-finite loss.*step 4.*last good checkpoint is step 2"):
-    train_sft(str(tmp_path), config, data, optimizer=(tx, schedule), num_steps=10, batch_size=8,
-              input_length=16, target_length=16, vocab_size=256, log_every=1, save_every=2, eval_every=100,
-              eval_batches=1)
+    train_sft(str(tmp_path), config, data, optimizer=(tx, schedule),
+              loop=LoopSettings(num_steps=10, batch_size=8, log_every=1, save_every=2, eval_every=100),
+              input_length=16, target_length=16, vocab_size=256, eval_batches=1)
   params = load_params(os.path.join(tmp_path, "checkpoints"))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
 
 
 def test_value_model_starts_from_policy():
-  config = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_heads=4)
+  config = tiny_config(d_model=16, d_kv=4, d_ff=32)
   ids = jnp.array([[5, 6, 7, 1, 0], [9, 1, 0, 0, 0]])
   policy = T5(config).init(jax.random.PRNGKey(0), ids, ids)["params"]
   value_model = T5Value(config)
@@ -145,7 +147,7 @@ def test_value_model_starts_from_policy():
 
 
 def test_vocabulary_round_trip_and_out_of_range_ids(tmp_path):
-  from mtpo_jax.data.vocabulary import Vocabulary, train_sentencepiece
+  from mtpo_jax.text.vocabulary import Vocabulary, train_sentencepiece
   texts = [t for pair in toy_teacher.generate(200, 0) for t in pair]
   vocab = Vocabulary(train_sentencepiece(texts, str(tmp_path / "spm"), vocab_size=300))
   ids = vocab.encode("let me explain photosynthesis.")

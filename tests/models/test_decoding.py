@@ -6,12 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import (SamplingConfig, Sampler, filter_logits, greedy_full_recompute, sample)
 from mtpo_jax.models.t5 import T5, shift_right
+from mtpo_jax.testing import tiny_config
 
-CONFIG = T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_heads=4, relative_attention_num_buckets=8,
-                  relative_attention_max_distance=16)
+CONFIG = tiny_config(relative_attention_num_buckets=8, relative_attention_max_distance=16)
 
 
 @pytest.fixture(scope="module")

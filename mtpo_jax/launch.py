@@ -1,0 +1,45 @@
+"""How one configured job runs: process set-up (jax.distributed on TPU pods and GPU hosts, the CPU device count of
+the fake test meshes), the full config written into MODEL_DIR before the job and the operative one after it.
+Registered with Gin as `run` (gin_registry.py); `mtpo_jax.main` calls it after parsing the Gin files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable
+
+import gin
+
+
+def run_job(job: Callable[[], object] = gin.REQUIRED, model_dir: str = gin.REQUIRED,
+            distributed: bool = False, coordinator_address: str | None = None, num_processes: int | None = None,
+            process_id: int | None = None, num_cpu_devices: int | None = None) -> object:
+  """Initialises jax.distributed when asked (TPU pods and GPU hosts), then runs the configured job.
+
+  `num_cpu_devices` splits the host CPU into that many XLA devices (the fake meshes used in tests).
+  """
+  import jax
+  if num_cpu_devices:
+    try:
+      jax.config.update("jax_num_cpu_devices", num_cpu_devices)
+    except RuntimeError:  # JAX already started in this process (a test session, a notebook)
+      have = len(jax.devices("cpu"))
+      if have != num_cpu_devices:
+        raise RuntimeError(f"run.num_cpu_devices = {num_cpu_devices}, but JAX already started with {have} CPU "
+                           "devices in this process; set it before any JAX operation (or XLA_FLAGS="
+                           f"--xla_force_host_platform_device_count={num_cpu_devices})") from None
+  if distributed:
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id)
+    from mtpo_jax import distributed as dist
+    logging.getLogger(__name__).info("jax.distributed: %s", dist.describe())
+  os.makedirs(model_dir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(model_dir, "config.gin"), "w") as f:
+      f.write(gin.config_str())
+  result = job()
+  if jax.process_index() == 0:
+    with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+      f.write(gin.operative_config_str())
+  return result
