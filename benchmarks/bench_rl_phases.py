@@ -43,8 +43,10 @@ def main() -> None:
   args = ap.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
     bindings = [*args.gin, f"MODEL_DIR = '{tmp}'", f"LoopSettings.num_steps = {args.iterations}",
-                f"LoopSettings.batch_size = {args.contexts}", f"ConversationSettings.max_agent_turns = {args.max_agent_turns}",
-                f"ConversationSettings.input_length = {args.input_length}", f"ConversationSettings.max_turn_tokens = {args.max_turn_tokens}",
+                f"LoopSettings.batch_size = {args.contexts}",
+                f"ConversationSettings.max_agent_turns = {args.max_agent_turns}",
+                f"ConversationSettings.input_length = {args.input_length}",
+                f"ConversationSettings.max_turn_tokens = {args.max_turn_tokens}",
                 "LoopSettings.eval_every = 1000000", "train_rl.eval_contexts = 1", "LoopSettings.save_every = 1000000",
                 "ActorCriticHParams.policy_delay = 0", f"ActorCriticHParams.microbatch_rows = {args.microbatch_rows}"]
     if args.init_checkpoint:

@@ -66,14 +66,20 @@ class Checkpointer:
     self._manager.close()
 
 
-def restore_checkpoint(manager: ocp.CheckpointManager, directory: str, abstract_state: Any,
-                       step: int | None) -> tuple[Any, dict[str, Any]]:
-  steps = list(manager.all_steps())
+def _pick_step(manager: ocp.CheckpointManager, directory: str, step: int | None) -> int:
+  """`step` (the newest when None) if `directory` holds it; CheckpointError naming the directory otherwise."""
+  steps = sorted(manager.all_steps())
   if not steps:
     raise CheckpointError(f"no checkpoint found in {directory}")
-  step = max(steps) if step is None else step
+  step = steps[-1] if step is None else step
   if step not in steps:
-    raise CheckpointError(f"checkpoint step {step} not found in {directory}; available: {sorted(steps)}")
+    raise CheckpointError(f"checkpoint step {step} not found in {directory}; available: {steps}")
+  return step
+
+
+def restore_checkpoint(manager: ocp.CheckpointManager, directory: str, abstract_state: Any,
+                       step: int | None) -> tuple[Any, dict[str, Any]]:
+  step = _pick_step(manager, directory, step)
   args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
   try:
     restored = manager.restore(step, args=args)
@@ -93,13 +99,7 @@ def load_arrays(directory: str, step: int | None = None) -> Any:
   whole on the host, whatever its sharding was."""
   if not os.path.isdir(directory):
     raise CheckpointError(f"checkpoint directory {directory} does not exist")
-  manager = ocp.CheckpointManager(os.path.abspath(directory))
-  steps = list(manager.all_steps())
-  if not steps:
-    raise CheckpointError(f"no checkpoint found in {directory}")
-  step = max(steps) if step is None else step
-  if step not in steps:
-    raise CheckpointError(f"checkpoint step {step} not found in {directory}; available: {sorted(steps)}")
+  step = _pick_step(ocp.CheckpointManager(os.path.abspath(directory)), directory, step)
   path = os.path.join(os.path.abspath(directory), str(step), "state")
   try:
     checkpointer = ocp.PyTreeCheckpointer()
@@ -192,10 +192,7 @@ def load_policy(run_dir: str, config: T5Config, step: int | None = None) -> Load
   not have the shapes `T5(config)` initialises."""
   directory = find_checkpoint_dir(run_dir)
   manager = _manager(directory)
-  steps = sorted(manager.all_steps())
-  step = steps[-1] if step is None else step
-  if step not in steps:
-    raise CheckpointError(f"step {step} not in {directory}; available: {steps}")
+  step = _pick_step(manager, directory, step)
   where = f"{directory}/{step}"
   try:
     metadata = manager.item_metadata(step)["state"]

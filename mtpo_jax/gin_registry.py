@@ -36,35 +36,27 @@ def register() -> None:
   from mtpo_jax.training.loop import LoopSettings
   from mtpo_jax.training.pair_sources import PairData
 
-  # the job runner and the jobs
-  gin.external_configurable(launch.run_job, "run")
-  gin.external_configurable(sft_trainer.train_sft, "train_sft")
-  gin.external_configurable(scorer_trainer.train_scorer, "train_scorer")
-  gin.external_configurable(rl_trainer.train_rl, "train_rl")
-  gin.external_configurable(iterative_ppo.train_iterative_ppo, "train_iterative_ppo")
-  gin.external_configurable(pipeline_run.run_pipeline, "run_pipeline")
-  # settings objects the jobs share
-  gin.external_configurable(T5Config, "T5Config")
-  gin.external_configurable(partitioning.MeshSpec, "MeshSpec")
-  gin.external_configurable(optimizers.make_optimizer, "make_optimizer")
-  gin.external_configurable(LoopSettings, "LoopSettings")
-  gin.external_configurable(ConversationSettings, "ConversationSettings")
-  gin.external_configurable(PairData, "PairData")
-  gin.external_configurable(scorer_trainer.ScorerSpec, "ScorerSpec")
-  gin.external_configurable(ActorCriticHParams, "ActorCriticHParams")
-  gin.external_configurable(PPOHParams, "PPOHParams")
-  gin.external_configurable(iterative_ppo.QSettings, "QSettings")
-  gin.external_configurable(PlanConfig, "PipelinePlan")
-  # judges
-  gin.external_configurable(RubricJudge, "RubricJudge")
-  gin.external_configurable(sale_reward_judge, "sale_reward_judge")
-  gin.external_configurable(learned.load_reward_judge, "learned_reward_judge")
-  gin.external_configurable(learned.load_preference_judge, "learned_preference_judge")
-  # data
-  gin.external_configurable(toy_teacher.generate_split, "toy_teacher_split")
-  gin.external_configurable(education_examples.teacher_sft_split, "education_teacher_sft_split")
-  gin.external_configurable(education_examples.student_sft_split, "education_student_sft_split")
-  gin.external_configurable(negotiation_examples.seller_sft_split, "negotiation_seller_sft_split")
+  names = {
+      # the job runner and the jobs
+      "run": launch.run_job, "train_sft": sft_trainer.train_sft, "train_scorer": scorer_trainer.train_scorer,
+      "train_rl": rl_trainer.train_rl, "train_iterative_ppo": iterative_ppo.train_iterative_ppo,
+      "run_pipeline": pipeline_run.run_pipeline,
+      # settings objects the jobs share
+      "T5Config": T5Config, "MeshSpec": partitioning.MeshSpec, "make_optimizer": optimizers.make_optimizer,
+      "LoopSettings": LoopSettings, "ConversationSettings": ConversationSettings, "PairData": PairData,
+      "ScorerSpec": scorer_trainer.ScorerSpec, "ActorCriticHParams": ActorCriticHParams, "PPOHParams": PPOHParams,
+      "QSettings": iterative_ppo.QSettings, "PipelinePlan": PlanConfig,
+      # judges
+      "RubricJudge": RubricJudge, "sale_reward_judge": sale_reward_judge,
+      "learned_reward_judge": learned.load_reward_judge, "learned_preference_judge": learned.load_preference_judge,
+      # data
+      "toy_teacher_split": toy_teacher.generate_split,
+      "education_teacher_sft_split": education_examples.teacher_sft_split,
+      "education_student_sft_split": education_examples.student_sft_split,
+      "negotiation_seller_sft_split": negotiation_examples.seller_sft_split,
+  }
+  for name, fn_or_class in names.items():
+    gin.external_configurable(fn_or_class, name)
   gin.constant("DEFAULT_SPM_PATH", DEFAULT_SPM_PATH)
   gin.constant("bfloat16", jnp.bfloat16)
   gin.constant("float32", jnp.float32)

@@ -118,14 +118,19 @@ def decode_loop(step_fn: StepFn, state: Any, batch_size: int, rng: Array, config
   return SampleOutput(tokens, logprobs, lengths)
 
 
+def _encode(model: T5, params: Any, input_ids: Array, attention_mask: Array | None) -> tuple[Any, Array, Array]:
+  """(variables, encoder outputs [B, S, D], attention mask [B, S]); the mask defaults to the non-pad positions."""
+  if attention_mask is None:
+    attention_mask = (input_ids != model.config.pad_token_id).astype(jnp.int32)
+  variables = {"params": params}
+  return variables, model.apply(variables, input_ids, attention_mask, method=T5.encode), attention_mask
+
+
 def sample(model: T5, params: Any, input_ids: Array, rng: Array, config: SamplingConfig,
            attention_mask: Array | None = None) -> SampleOutput:
   """Samples continuations of encoder inputs [B, S]; pure, jit with `model` and `config` static."""
   c = model.config
-  if attention_mask is None:
-    attention_mask = (input_ids != c.pad_token_id).astype(jnp.int32)
-  variables = {"params": params}
-  encoded = model.apply(variables, input_ids, attention_mask, method=T5.encode)
+  variables, encoded, attention_mask = _encode(model, params, input_ids, attention_mask)
   cache = model.apply(variables, encoded, config.max_new_tokens, method=T5.init_cache)
 
   def step_fn(tokens, cache):
@@ -139,10 +144,7 @@ def greedy_full_recompute(model: T5, params: Any, input_ids: Array, max_new_toke
                           attention_mask: Array | None = None) -> Array:
   """Reference greedy decoder without a cache: re-runs the whole decoder each step. tokens [B, N]."""
   c = model.config
-  if attention_mask is None:
-    attention_mask = (input_ids != c.pad_token_id).astype(jnp.int32)
-  variables = {"params": params}
-  encoded = model.apply(variables, input_ids, attention_mask, method=T5.encode)
+  variables, encoded, attention_mask = _encode(model, params, input_ids, attention_mask)
   b = input_ids.shape[0]
 
   def body(i, carry):

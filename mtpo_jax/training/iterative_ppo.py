@@ -7,7 +7,7 @@ Outer iteration i:
            the sale price in $1000s; or a learned reward model). D_multi = every agent turn's (state, response, G).
   FIT Q_i  Monte-Carlo policy evaluation: a T5Value regressed on G (training/q_function.py), initialised from
            Q_{i-1} (warm start) or from pi_i's backbone; held-out MSE and explained variance are reported.
-  PPO      prompts = the logged states; `ppo_steps` times: sample states, generate one response each with the
+  PPO      prompts = the logged states; PPOHParams.steps times: sample states, generate one response each with the
            current pi, reward Q_i(s, a) - beta * log(pi/pi_i), PPO-clip (rl/ppo.py `ppo_step`).
   pi_{i+1} = the PPO result.
 

@@ -11,7 +11,7 @@ MODEL_DIR/pairs_{split}.jsonl so a resumed run trains on exactly the same data. 
 (b, a) -> 1 - p, to teach antisymmetry. Inputs are rendered by oracles/learned.py, the same code the learned
 judges use at rollout time.
 
-The loop mirrors sft_trainer: sharded init (optionally the backbone from a policy checkpoint), orbax resume
+The loop is training/loop.py's, as SFT's: sharded init (optionally the backbone from a policy checkpoint), orbax resume
 with exact data position, ahead-of-time compile with the memory report, JSONL/TensorBoard metrics, progress
 bar, a stop on non-finite values before anything is saved. At the end, the held-out accuracy and calibration
 (ECE over 10 bins and a reliability table) go to MODEL_DIR/eval_report.json and the log.

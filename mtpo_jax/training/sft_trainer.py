@@ -1,9 +1,9 @@
 """The SFT loop: the stateful edge around the pure `sft_train_step`.
 
-Data, model, mesh and optimizer arrive as plain arguments (Gin binds them in main.py). The loop initialises
-or restores the sharded state, compiles the step ahead of time (printing XLA's memory report), then steps,
-logs, evaluates and checkpoints. A non-finite loss stops the run before anything is saved over the last
-good checkpoint.
+Data, model, mesh and optimizer arrive as plain arguments (Gin binds them, gin_registry.py). On the trainer
+skeleton (training/loop.py) it initialises or restores the sharded state, compiles the step ahead of time
+(printing XLA's memory report), then steps, logs, evaluates and checkpoints. A non-finite loss stops the run
+before anything is saved over the last good checkpoint.
 """
 
 from __future__ import annotations

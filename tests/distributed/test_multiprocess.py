@@ -33,8 +33,10 @@ SFT = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu_multiproces
        "--gin.LoopSettings.eval_every=6", "--gin.train_sft.eval_batches=2", "--gin.LoopSettings.save_every=3",
        "--gin.train_sft.num_samples=2"]
 MTPO = ["--gin_file=experiments/mtpo_tiny.gin", "--gin_file=meshes/cpu_multiprocess.gin",
-        "--gin.LoopSettings.batch_size=4", "--gin.ConversationSettings.max_agent_turns=2", "--gin.ConversationSettings.input_length=128",
-        "--gin.ConversationSettings.max_turn_tokens=24", "--gin.train_rl.eval_contexts=5", "--gin.LoopSettings.eval_every=2",
+        "--gin.LoopSettings.batch_size=4", "--gin.ConversationSettings.max_agent_turns=2",
+        "--gin.ConversationSettings.input_length=128",
+        "--gin.ConversationSettings.max_turn_tokens=24", "--gin.train_rl.eval_contexts=5",
+        "--gin.LoopSettings.eval_every=2",
         "--gin.LoopSettings.save_every=1", "--gin.ActorCriticHParams.policy_delay=0",
         "--gin.ActorCriticHParams.microbatch_rows=8"]
 

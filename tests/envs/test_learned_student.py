@@ -4,14 +4,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.envs.education.env import EducationEnv
 from mtpo_jax.envs.learned_student import LearnedStudent
 from mtpo_jax.models.decoding import SamplingConfig
 from mtpo_jax.models.t5 import T5
-from mtpo_jax.testing import tiny_config
+from mtpo_jax.testing import project_vocabulary, tiny_config
 
 
 def _student(vocab, greedy=False):
@@ -23,7 +22,7 @@ def _student(vocab, greedy=False):
 
 
 def test_replies_do_not_depend_on_batch_position():
-  vocab = Vocabulary(DEFAULT_SPM_PATH)
+  vocab = project_vocabulary()
   student = _student(vocab)
   convs = [record_to_conversation(r, f"c{i}") for i, r in enumerate(generator.generate(4, 3, "eval"))]
   convs = [c.__class__(c.context, c.turns[:3], False) for c in convs]  # ends on a teacher turn
@@ -37,7 +36,7 @@ def test_replies_do_not_depend_on_batch_position():
 
 
 def test_learned_student_drives_the_environment():
-  vocab = Vocabulary(DEFAULT_SPM_PATH)
+  vocab = project_vocabulary()
   env = EducationEnv(_student(vocab, greedy=True), max_agent_turns=2)
   contexts = [record_to_conversation(r, f"k{i}").context for i, r in enumerate(generator.generate(2, 5, "eval"))]
   convs = env.reset(contexts)

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH
 from mtpo_jax.evaluation import evaluate, report
 from mtpo_jax.evaluation import policies as pol
 from mtpo_jax.evaluation.win_matrix import grouped_win_matrix, win_matrix
@@ -23,7 +23,7 @@ from mtpo_jax.models.t5 import T5
 from mtpo_jax.rl.actor_critic import ActorCriticState
 from mtpo_jax.checkpoints import Checkpointer, CheckpointError, load_policy
 from mtpo_jax.envs.registry import ConversationSettings
-from mtpo_jax.testing import tiny_config
+from mtpo_jax.testing import project_vocabulary, tiny_config
 from mtpo_jax.training.state import TrainState
 from mtpo_jax.types import Context, Conversation, Turn
 
@@ -205,7 +205,7 @@ def _save_runs(tmp_path):
 
 
 def test_cli_end_to_end_on_two_tiny_policies(tmp_path, capsys):
-  assert Vocabulary(DEFAULT_SPM_PATH).vocab_size <= CONFIG.vocab_size
+  assert project_vocabulary().vocab_size <= CONFIG.vocab_size
   sft, rl, p1 = _save_runs(tmp_path)
   loaded = load_policy(rl, CONFIG)
   assert loaded.layout == "rl" and loaded.step == 3 and loaded.meta["algorithm"] == "mtpo"

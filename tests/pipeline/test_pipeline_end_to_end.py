@@ -29,9 +29,11 @@ def micro_overrides() -> str:
   scorer = [f"train_{k}.{a}" for k in ("reward_model", "preference_model")
             for a in ("num_train_pairs = 8", "num_eval_pairs = 4", "num_steps = 2", "batch_size = 4",
                       "input_length = 64", "eval_every = 2", "save_every = 2")]
-  scorer += ["ConversationSettings.max_agent_turns = 2", "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8"]
+  scorer += ["ConversationSettings.max_agent_turns = 2", "ConversationSettings.input_length = 64",
+             "ConversationSettings.max_turn_tokens = 8"]
   rl = ["LoopSettings.num_steps = 1", "LoopSettings.batch_size = 4", "ConversationSettings.max_agent_turns = 2",
-        "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8", "train_rl.eval_contexts = 4",
+        "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8",
+        "train_rl.eval_contexts = 4",
         "LoopSettings.eval_every = 1", "LoopSettings.save_every = 1", "ActorCriticHParams.policy_delay = 0"]
   ippo = ["LoopSettings.num_steps = 1", "LoopSettings.batch_size = 4",
           "train_iterative_ppo.contexts_per_collect = 4", "ConversationSettings.max_agent_turns = 2",

@@ -8,9 +8,10 @@ import os
 import numpy as np
 import pytest
 
+from mtpo_jax.testing import project_vocabulary
 from mtpo_jax.data import education_examples as ex
 from mtpo_jax.data import negotiation_examples as nx
-from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_jax.text.vocabulary import Vocabulary
 from mtpo_jax.envs.negotiation.generator import record_to_conversation
 from mtpo_jax.oracles import learned
 from mtpo_jax.pipeline import data_stages, tables
@@ -76,7 +77,7 @@ def test_learned_judges_render_negotiation_with_the_visible_car_only(tmp_path):
   data_stages.write_data(str(tmp_path), 0, 2, 1, 2, 1)
   records = json.load(open(os.path.join(tmp_path, "negotiation", "negotiation_train.json")))
   conv = [record_to_conversation(r) for r in records]
-  vocab = Vocabulary(DEFAULT_SPM_PATH)
+  vocab = project_vocabulary()
   rm = learned.reward_model_inputs(conv, vocab, 256)
   pm = learned.preference_model_inputs(conv[:1], conv[1:], vocab, 256)
   assert rm[0].startswith(nx.header(records[0], hidden=False) + "\n")

@@ -10,12 +10,12 @@ import numpy as np
 import optax
 import pytest
 
-from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, EOS_ID, PAD_ID, Vocabulary
+from mtpo_jax.text.vocabulary import EOS_ID, PAD_ID
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.models.value import T5Value
 from mtpo_jax.rl import actor_critic as ac
 from mtpo_jax.rl import losses, ppo
-from mtpo_jax.testing import tiny_config
+from mtpo_jax.testing import project_vocabulary, tiny_config
 from mtpo_jax.training.state import TrainState
 
 LR = 0.1
@@ -68,7 +68,7 @@ def test_q_input_is_the_state_then_the_response():
 
 
 def test_q_input_decodes_as_the_state_text_followed_by_the_response():
-  vocab = Vocabulary(DEFAULT_SPM_PATH)
+  vocab = project_vocabulary()
   state = "topic: photosynthesis\nStudent: I like pictures.\nTeacher:"
   response = "Let me draw the leaf for you."
   enc = np.array([vocab.encode(state) + [EOS_ID] + [PAD_ID] * 5], np.int32)

@@ -9,7 +9,7 @@ import pytest
 seqio = pytest.importorskip("seqio")
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary  # noqa: E402
+from mtpo_jax.testing import project_vocabulary
 from mtpo_jax.envs.education import generator  # noqa: E402
 from mtpo_jax.envs.education.convert import record_id  # noqa: E402
 
@@ -66,7 +66,7 @@ def test_teacher_sft_task_end_to_end(tfds_dir):
   from mtpo_tasks import education_dialogue as ed
   task = seqio.get_mixture_or_task(ed.task_name("synthetic_small", "teacher_sft"))
   ds = task.get_dataset({"inputs": 512, "targets": 128}, split="validation", shuffle=False)
-  vocab = Vocabulary(DEFAULT_SPM_PATH)
+  vocab = project_vocabulary()
   python = list(ed.examples("synthetic_small", "teacher_sft", "validation"))
   records = {record_id(r): r for r in ed._records("synthetic_small", "validation")}
   n = 0

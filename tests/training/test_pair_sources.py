@@ -17,13 +17,13 @@ import numpy as np
 import optax
 import pytest
 
-from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, EOS_ID, Vocabulary
+from mtpo_jax.text.vocabulary import EOS_ID
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.oracles import learned
 from mtpo_jax.oracles.rubric import RubricJudge
-from mtpo_jax.testing import tiny_config
+from mtpo_jax.testing import project_vocabulary, tiny_config
 from mtpo_jax.envs import registry
 from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.training import pair_sources as ps
@@ -35,7 +35,7 @@ from mtpo_jax.training.optimizers import make_optimizer
 from mtpo_jax.training.state import TrainState
 from mtpo_jax.types import Turn
 
-VOCAB = Vocabulary(DEFAULT_SPM_PATH)
+VOCAB = project_vocabulary()
 CONFIG = tiny_config(3072, layers=1)
 SAMPLING = ConversationSettings(input_length=128, max_turn_tokens=12, max_agent_turns=3)
 N, SEED = 4, 0

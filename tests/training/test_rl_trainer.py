@@ -12,8 +12,10 @@ from mtpo_jax.training import rl_trainer
 from mtpo_jax.training import rollout as ro
 from mtpo_jax.types import Context, Conversation, Turn
 
-SMALL = ["--gin.LoopSettings.batch_size=2", "--gin.ConversationSettings.max_agent_turns=2", "--gin.ConversationSettings.input_length=64",
-         "--gin.ConversationSettings.max_turn_tokens=8", "--gin.LoopSettings.eval_every=2", "--gin.train_rl.eval_contexts=2",
+SMALL = ["--gin.LoopSettings.batch_size=2", "--gin.ConversationSettings.max_agent_turns=2",
+         "--gin.ConversationSettings.input_length=64",
+         "--gin.ConversationSettings.max_turn_tokens=8", "--gin.LoopSettings.eval_every=2",
+         "--gin.train_rl.eval_contexts=2",
          "--gin.LoopSettings.save_every=2", "--gin.ActorCriticHParams.policy_delay=0",
          "--gin.policy/make_optimizer.learning_rate=1e-3"]
 ALGORITHMS = sorted(rl_trainer.ALGORITHMS)

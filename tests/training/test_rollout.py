@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mtpo_jax.text import dialogue_format as fmt
-from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, EOS_ID, PAD_ID, Vocabulary
+from mtpo_jax.text.vocabulary import EOS_ID, PAD_ID
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.envs.education.env import EducationEnv, ScriptedStudent
@@ -23,11 +23,11 @@ from mtpo_jax.envs.negotiation.env import NegotiationEnv
 from mtpo_jax.models import mixture as mx
 from mtpo_jax.models.decoding import SampleOutput, Sampler, SamplingConfig
 from mtpo_jax.models.t5 import T5
-from mtpo_jax.testing import tiny_config
+from mtpo_jax.testing import project_vocabulary, tiny_config
 from mtpo_jax.training import rollout as ro
 from mtpo_jax.types import END_OF_CONVERSATION, Conversation
 
-VOCAB = Vocabulary(DEFAULT_SPM_PATH)
+VOCAB = project_vocabulary()
 MODEL = T5(tiny_config(VOCAB.vocab_size))
 SAMPLING = SamplingConfig(max_new_tokens=16)
 INPUT_LENGTH = 128

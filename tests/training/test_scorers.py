@@ -15,13 +15,12 @@ import pytest
 from mtpo_jax import main, partitioning
 from mtpo_jax.text import dialogue_format as fmt
 from mtpo_jax.data import education_examples as ex
-from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.envs.education import generator
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.models.value import T5Value
 from mtpo_jax.oracles import learned
 from mtpo_jax.rl import scorer_steps as steps
-from mtpo_jax.testing import tiny_config
+from mtpo_jax.testing import project_vocabulary, tiny_config
 from mtpo_jax.training import scorer_eval
 from mtpo_jax.training import scorer_trainer as st
 from mtpo_jax.checkpoints import Checkpointer, load_params
@@ -189,7 +188,7 @@ def education():
   alts = [generator.replay(r, f"t:{i}") for i, r in enumerate(records)]
   a = [record_to_conversation(r, f"c{i}") for i, r in enumerate(records)]
   b = [record_to_conversation(r, f"c{i}") for i, r in enumerate(alts)]
-  vocab = Vocabulary(DEFAULT_SPM_PATH)
+  vocab = project_vocabulary()
   config = SMALL.replace(vocab_size=3072)
   return records, alts, a, b, vocab, config, T5Value(config), _params(config, seed=3)
 
