@@ -29,7 +29,6 @@ from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.decoding import Sampler
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.training import rollout as ro
-from mtpo_jax.training.loop import check_vocabulary
 from mtpo_jax.types import Context, Conversation
 
 EVAL_ITERATION = -1  # rl_trainer's evaluation keys: (seed + 1, iteration -1)
@@ -106,7 +105,7 @@ def play(policies: Mapping[str, LoadedPolicy], settings: ConversationSettings, c
   out, first = {}, next(iter(policies.values()))
   student = registry.make_student(settings, first.config, vocab, seed)
   for name, policy in policies.items():
-    check_vocabulary(vocab, policy.config, name)
+    vocab.check_fits(policy.config.vocab_size, name)
     if policy.config not in samplers:
       samplers[policy.config] = Sampler(T5(policy.config), settings.sampling())
     turn_policy = ro.TurnPolicy(samplers[policy.config], jax.device_put(policy.params), vocab, settings.input_length)

@@ -120,8 +120,7 @@ class _Scorer:
   """Scalar head output for texts: one jitted forward over (batch, length) buckets."""
 
   def __init__(self, config: T5Config, params: Any, vocab: Vocabulary, input_length: int, max_batch: int = 64):
-    if vocab.vocab_size > config.vocab_size:
-      raise ValueError(f"vocabulary has {vocab.vocab_size} pieces, the model only {config.vocab_size}")
+    vocab.check_fits(config.vocab_size, "the scorer")
     self.config, self.vocab, self.input_length, self.max_batch = config, vocab, input_length, max_batch
     self.params = jax.device_put(params)
     self._forward = _jitted_forward(config)

@@ -29,6 +29,12 @@ class Vocabulary:
   def vocab_size(self) -> int:
     return self._sp.get_piece_size()
 
+  def check_fits(self, embedding_rows: int, what: str = "the model") -> None:
+    """ValueError unless every piece has an embedding row (`embedding_rows`: a T5Config.vocab_size)."""
+    if self.vocab_size > embedding_rows:
+      raise ValueError(f"vocabulary {self.model_path} has {self.vocab_size} pieces but {what}'s "
+                       f"T5Config.vocab_size is {embedding_rows}")
+
   def encode(self, text: str) -> list[int]:
     return self._sp.encode(text)
 

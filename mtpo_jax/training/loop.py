@@ -54,13 +54,6 @@ class LoopSettings:
         raise ValueError(f"LoopSettings.{name} must be >= 1, got {getattr(self, name)}")
 
 
-def check_vocabulary(vocab: Vocabulary, config: T5Config, what: str = "the model") -> None:
-  """ValueError when the vocabulary has more pieces than `config`'s embedding rows."""
-  if vocab.vocab_size > config.vocab_size:
-    raise ValueError(f"vocabulary {vocab.model_path} has {vocab.vocab_size} pieces but {what}'s T5Config.vocab_size is "
-                     f"{config.vocab_size}")
-
-
 def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any], directory: str) -> None:
   """CheckpointError unless the checkpoint metadata holds every entry of `fingerprint` with the same value."""
   want = json.loads(json.dumps(fingerprint, default=str))
@@ -91,7 +84,7 @@ class TrainLoop:
   def __init__(self, model_dir: str, mesh_spec: partitioning.MeshSpec, *, save_every: int, keep_checkpoints: int,
                vocab: Vocabulary | None = None, model_config: T5Config | None = None):
     if vocab is not None and model_config is not None:
-      check_vocabulary(vocab, model_config)
+      vocab.check_fits(model_config.vocab_size)
     self.model_dir = model_dir
     self.partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
     self._checkpoint_args = (save_every, keep_checkpoints)

@@ -55,18 +55,6 @@ def progress(total: int, initial: int = 0, desc: str = "train") -> tqdm:
               mininterval=1.0)
 
 
-def check_finite(metrics: dict[str, Any], step: int, ckpt: Any) -> dict[str, float]:
-  """Host floats of `metrics`; a FloatingPointError (before anything is saved) if loss, gradient or update
-  norm is not finite. `ckpt`: the run's Checkpointer, named in the message."""
-  values = {k: float(np.asarray(v)) for k, v in metrics.items()}
-  watched = {k: values[k] for k in ("loss", "grad_norm", "update_norm") if k in values}
-  if not all(np.isfinite(v) for v in watched.values()):
-    raise FloatingPointError(f"non-finite loss/grad/update at step {step} ({watched}); "
-                             f"nothing was saved; the last good checkpoint is step {ckpt.latest_step()} "
-                             f"in {ckpt.directory}")
-  return values
-
-
 def log_compiled_memory(compiled) -> None:
   """Logs an AOT-compiled step's per-device memory analysis, where the backend reports one."""
   try:
