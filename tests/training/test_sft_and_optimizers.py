@@ -9,8 +9,6 @@ import optax
 import pytest
 
 from mtpo_jax.data import toy_teacher
-from mtpo_jax.data.batches import SFTBatches
-from mtpo_jax.text.packing import pack_ids
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.models.value import T5Value, value_params_from_policy
 from mtpo_jax.testing import tiny_config
@@ -86,30 +84,6 @@ def test_no_gradient_clip_unless_asked():
   np.testing.assert_allclose(np.asarray(tx.update(g, tx.init(p), p)[0]["w"]), [-30.0, 40.0])
   tx, _ = optimizers.make_optimizer("sgd", learning_rate=1.0, grad_clip_norm=5.0)
   np.testing.assert_allclose(np.asarray(tx.update(g, tx.init(p), p)[0]["w"]), [-3.0, 4.0], rtol=1e-5)
-
-
-def test_pack_ids_truncation():
-  out = pack_ids([[5, 6, 7, 8], [9]], 3, truncate_left=True, add_eos=True)
-  np.testing.assert_array_equal(out, [[7, 8, 1], [9, 1, 0]])
-  out = pack_ids([[5, 6, 7, 8]], 3, truncate_left=False, add_eos=True)
-  np.testing.assert_array_equal(out, [[5, 6, 1]])
-
-
-def test_batches_are_a_function_of_index():
-  class Vocab:
-    def encode_batch(self, texts):
-      return [[3 + (ord(c) % 50) for c in t] for t in texts]
-  pairs = toy_teacher.generate(10, seed=1)
-  b = SFTBatches(pairs, Vocab(), batch_size=4, input_length=16, target_length=16, seed=3)
-  first = [b.batch(i)["encoder_input_tokens"] for i in range(5)]
-  again = SFTBatches(pairs, Vocab(), batch_size=4, input_length=16, target_length=16, seed=3)
-  for i in (3, 0, 4):
-    np.testing.assert_array_equal(again.batch(i)["encoder_input_tokens"], first[i])
-  # An epoch (10 examples) visits every example once: batches 0,1 and half of 2.
-  seen = np.concatenate([b.batch(i)["encoder_input_tokens"] for i in range(3)])[:10]
-  assert len({r.tobytes() for r in seen}) == len({r.tobytes() for r in b.inputs})
-  with pytest.raises(ValueError, match="empty"):
-    SFTBatches([], Vocab(), 4, 8, 8)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
