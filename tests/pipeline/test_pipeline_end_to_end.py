@@ -26,11 +26,10 @@ MICRO = [
 def micro_overrides() -> str:
   sft = ["LoopSettings.num_steps = 4", "LoopSettings.batch_size = 4", "train_sft.input_length = 64",
          "train_sft.target_length = 16", "LoopSettings.eval_every = 4", "LoopSettings.save_every = 4"]
-  scorer = [f"train_{k}.{a}" for k in ("reward_model", "preference_model")
-            for a in ("num_train_pairs = 8", "num_eval_pairs = 4", "num_steps = 2", "batch_size = 4",
-                      "input_length = 64", "eval_every = 2", "save_every = 2")]
-  scorer += ["ConversationSettings.max_agent_turns = 2", "ConversationSettings.input_length = 64",
-             "ConversationSettings.max_turn_tokens = 8"]
+  scorer = ["PairData.num_train = 8", "PairData.num_eval = 4", "LoopSettings.num_steps = 2",
+            "LoopSettings.batch_size = 4", "train_scorer.input_length = 64", "LoopSettings.eval_every = 2",
+            "LoopSettings.save_every = 2", "ConversationSettings.max_agent_turns = 2",
+            "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8"]
   rl = ["LoopSettings.num_steps = 1", "LoopSettings.batch_size = 4", "ConversationSettings.max_agent_turns = 2",
         "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8",
         "train_rl.eval_contexts = 4",
