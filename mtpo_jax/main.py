@@ -43,5 +43,15 @@ def run(argv: Sequence[str] | None = None) -> object:
   return gin.get_configurable("run")()  # launch.run_job with the parsed bindings
 
 
+def main() -> None:
+  """The command line: exit status 0 when the job finished, PREEMPTED_EXIT_STATUS when SIGTERM/SIGINT stopped it
+  after a checkpoint (rerun to resume)."""
+  from mtpo_jax.training.loop import PREEMPTED_EXIT_STATUS, Preempted
+  try:
+    run()
+  except Preempted:  # the checkpoint is written and the one line logged
+    sys.exit(PREEMPTED_EXIT_STATUS)
+
+
 if __name__ == "__main__":
-  run()
+  main()

@@ -18,6 +18,7 @@ import time
 from typing import Sequence
 
 from mtpo_jax.pipeline import plan, stages, tables
+from mtpo_jax.pipeline.lock import run_lock
 
 
 def run_pipeline(model_dir: str, *, plan_config: plan.PlanConfig = plan.PlanConfig(), max_parallel: int = 2,
@@ -42,13 +43,14 @@ def run_pipeline(model_dir: str, *, plan_config: plan.PlanConfig = plan.PlanConf
     env = {"JAX_COMPILATION_CACHE_DIR": os.path.abspath(os.path.join(model_dir, "jax_cache")),
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
   runner = stages.Runner(model_dir, max_parallel=max_parallel, env=env)
-  runner.run(graph)
-  seconds = {}
-  for s in graph:
-    marker = stages.read_marker(runner.out_dir(s)) or {}
-    seconds[s.name] = float(marker.get("seconds", 0.0))
-  command = "python -m mtpo_jax.main " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-  text = tables.write_results(model_dir, seconds, command, run_seconds=time.time() - t0)
+  with run_lock(model_dir):  # one pipeline per MODEL_DIR (lock.py)
+    runner.run(graph)
+    seconds = {}
+    for s in graph:
+      marker = stages.read_marker(runner.out_dir(s)) or {}
+      seconds[s.name] = float(marker.get("seconds", 0.0))
+    command = "python -m mtpo_jax.main " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    text = tables.write_results(model_dir, seconds, command, run_seconds=time.time() - t0)
   print(f"[pipeline] finished in {(time.time() - t0) / 60:.1f} min this run; results in "
         f"{os.path.join(model_dir, 'results.md')}")
   print(text)

@@ -64,6 +64,7 @@ def train_sentencepiece(texts: Iterable[str], model_prefix: str, vocab_size: int
       pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1, hard_vocab_limit=False, num_threads=1,
       character_coverage=1.0, shuffle_input_sentence=False, minloglevel=2)
   path = model_prefix + ".model"
-  with open(path, "wb") as f:
+  with open(path + ".tmp", "wb") as f:  # written whole, then renamed: a killed run never leaves half a model
     f.write(model.getvalue())
+  os.replace(path + ".tmp", path)
   return path

@@ -182,6 +182,9 @@ def _ppo_phase(state, step_fn, frozen, sampler: Sampler, partitioner: partitioni
     t1 = time.time()
     state, metrics = step_fn(state, partitioner.put_batch(batch), frozen)
     metrics = run.check_finite(jax.device_get(metrics), iteration + 1, watched=None)  # before anything is saved
+    if run.stop_requested():  # abandon the phase: the rerun redoes this iteration's PPO from its start
+      bar.close()
+      run.preempt(None)
     t2 = time.time()
     decode_s, update_s, sampled = decode_s + t1 - t0, update_s + t2 - t1, sampled + float(mask.sum())
     for n, v in metrics.items():
@@ -324,6 +327,8 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
                                  contexts, contexts_per_collect, seed, i)
       data, metrics = _collect_phase(directory, fingerprint, collect, reward, q.gamma, q.holdout_fraction, seed, i)
       metrics = dict(metrics)
+      if run.stop_requested():  # D_multi is on disk; the rerun reloads it
+        run.preempt(None)
 
       # FIT Q_i by Monte-Carlo regression
       q_ids = ppo.q_input_ids(data["encoder_ids"], data["decoder_ids"], data["token_mask"], q_length)
@@ -331,6 +336,8 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
       q_params, targets, q_report = _q_phase(qf, directory, data, q_ids, init, loss=q.loss,
                                              normalize=q.normalize_targets, num_steps=q.steps, iteration=i)
       metrics.update(q_report)
+      if run.stop_requested():  # Q_i is on disk; the rerun reloads it
+        run.preempt(None)
 
       # PPO on D_single = the logged states, Q_i the reward model, KL to pi_i
       t0 = time.time()
@@ -343,6 +350,8 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
       metrics.update(ppo_metrics)
       last = run.write(i + 1, metrics)
       run.save(i + 1, state, {"iteration": i + 1, "phase": "ppo", **fingerprint}, final=True)
+      if i + 1 < loop.num_steps and run.stop_requested():
+        run.preempt(None)  # iteration i + 1 is saved
       q_prev = q_params if q.init == "warm_start" else None
       log.info("iteration %d: reward %.3f, Q held-out EV %.3f, PPO Q reward %.3f, KL to pi_i %.4f", i,
                metrics["reward_mean"], metrics["q_heldout_ev"], metrics["ppo_q_reward"],

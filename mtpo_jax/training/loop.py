@@ -6,6 +6,9 @@
   progress   the metrics writer (JSONL + TensorBoard, process 0) and the progress bar;
   safety     `check_finite`, which stops a run on a non-finite value before anything is saved over the last
              good checkpoint;
+  preemption SIGTERM (what a scheduler sends before preempting) and SIGINT are caught: the loop finishes the
+             step it is in, saves a checkpoint at that step, logs one line and raises `Preempted`, which the
+             entrypoint turns into exit status PREEMPTED_EXIT_STATUS; rerunning the same command resumes exactly;
   cleanup    leaving the `with` block closes the bar, finishes pending checkpoint writes and closes the writer,
              whether the loop ended or raised.
 `run_steps` is the fixed-step loop of the supervised trainers (SFT and the judges): step, log, evaluate, save.
@@ -18,6 +21,8 @@ import dataclasses
 import json
 import logging
 import os
+import signal
+import threading
 from typing import Any, Callable, Iterable
 
 import jax
@@ -30,6 +35,18 @@ from mtpo_jax.text.vocabulary import Vocabulary
 from mtpo_jax.training.metrics import MetricsWriter, progress
 
 log = logging.getLogger(__name__)
+# EX_TEMPFAIL: "try again later". Distinct from 0 (done) and 1 (failed), so a scheduler can requeue on it.
+PREEMPTED_EXIT_STATUS = 75
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Preempted(Exception):
+  """The run stopped on SIGTERM/SIGINT after saving `step` (None: nothing new to save, e.g. an Iterative PPO
+  phase abandoned mid-way; the rerun redoes that phase)."""
+
+  def __init__(self, message: str, step: int | None):
+    super().__init__(message)
+    self.step = step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +108,8 @@ class TrainLoop:
     self._ckpt: Checkpointer | None = None
     self.writer: MetricsWriter | None = None
     self.bar = None
+    self._signal: int | None = None
+    self._previous_handlers: dict[int, Any] = {}
 
   @property
   def ckpt(self) -> Checkpointer:
@@ -102,9 +121,43 @@ class TrainLoop:
     return self._ckpt
 
   def __enter__(self) -> "TrainLoop":
+    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+      for sig in _STOP_SIGNALS:
+        self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
     return self
 
+  def _on_signal(self, signum, frame) -> None:
+    if self._signal is not None and signum == signal.SIGINT:  # a second Ctrl-C: stop now, without saving
+      raise KeyboardInterrupt
+    self._signal = signum
+    log.warning("received %s: stopping after the current step with a checkpoint", signal.Signals(signum).name)
+
+  def stop_requested(self) -> bool:
+    """Whether SIGTERM/SIGINT arrived. With several processes every process must call this at the same step:
+    the processes agree (any process signalled stops all of them at this step; the documented equivalent of
+    multihost_utils.reached_preemption_sync_point, which needs JAX's own preemption notifier)."""
+    stop = self._signal is not None
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      stop = bool(np.asarray(multihost_utils.process_allgather(np.int32(stop))).max())
+    return stop
+
+  def preempt(self, step: int | None, state: Any = None, meta: dict[str, Any] | None = None) -> None:
+    """Saves `state` at `step` (unless None or already saved), logs one line and raises Preempted."""
+    if step is not None and state is not None:
+      self.ckpt.save(step, state, meta or {}, force=True)
+      self.ckpt.wait()
+      where = f"saved step {step} in {self.ckpt.directory}"
+    else:
+      where = f"the last checkpoint is step {self.ckpt.latest_step()} in {self.ckpt.directory}"
+    name = signal.Signals(self._signal).name if self._signal else "a stop request"
+    message = f"stopped by {name}: {where}; rerun the same command to resume"
+    log.warning(message)
+    raise Preempted(message, step)
+
   def __exit__(self, *exc) -> None:
+    for sig, handler in self._previous_handlers.items():
+      signal.signal(sig, handler)
     if self.bar is not None:
       self.bar.close()
     if self._ckpt is not None:
@@ -165,4 +218,6 @@ def run_steps(loop: TrainLoop, state: Any, step_fn: Callable[[Any, int], tuple[A
       last.update({f"eval_{k}": v for k, v in ev.items()})
     loop.save(done, state, {"data_position": done, **meta}, final=done == end)
     loop.bar.update(1)
+    if done < end and loop.stop_requested():
+      loop.preempt(done, state, {"data_position": done, **meta})
   return state, last

@@ -332,4 +332,6 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
       run.bar.update(1)
       run.save(done, {"state": state, "reference": frozen["reference"]}, {"iteration": done, **fingerprint},
                final=done == loop.num_steps)
+      if done < loop.num_steps and run.stop_requested():
+        run.preempt(done, {"state": state, "reference": frozen["reference"]}, {"iteration": done, **fingerprint})
     return last
