@@ -11,19 +11,28 @@ interpreter path, or the action's arguments), its wall time and a summary. On th
 
 so a killed pipeline continues where it stopped. Up to `max_parallel` ready stages run at once; after a failure
 no new stage starts, the running ones finish, and StageFailed names the stage and the tail of its log.
+
+Each stage process runs in its own process group. SIGTERM or SIGINT to the pipeline is forwarded as SIGTERM to
+every running stage's group (a trainer then saves a checkpoint at its current step and exits); the pipeline waits
+for them to exit and raises PipelineStopped. The next run resumes the interrupted stages from their checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable, Sequence
+
+from mtpo_jax.training.loop import Preempted
 
 log = logging.getLogger(__name__)
 MARKER = "STAGE_DONE.json"
@@ -36,6 +45,11 @@ class StageConfigError(RuntimeError):
 
 class StageFailed(RuntimeError):
   """A stage's command exited non-zero or its action raised."""
+
+
+class PipelineStopped(Preempted):
+  """SIGTERM/SIGINT stopped the pipeline; its running stages were stopped and waited for."""
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,10 +133,11 @@ class Runner:
   """Runs a stage graph under `run_dir` (see the module docstring); `timings` maps stage -> seconds run now."""
 
   def __init__(self, run_dir: str, max_parallel: int = 1, poll_seconds: float = 0.5,
-               echo: Callable[[str], None] = print, env: dict[str, str] | None = None):
+               echo: Callable[[str], None] = print, env: dict[str, str] | None = None, stop_grace_s: float = 300.0):
     if max_parallel < 1:
       raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
     self.run_dir, self.max_parallel, self.poll_seconds, self.echo = run_dir, max_parallel, poll_seconds, echo
+    self.stop_grace_s = stop_grace_s
     self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     self.timings: dict[str, float] = {}
     self.skipped: list[str] = []
@@ -143,7 +158,44 @@ class Runner:
     running: dict[str, tuple[Stage, subprocess.Popen, float, Any]] = {}
     failures: list[str] = []
     t_start = time.time()
+    stop: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, lambda signum, frame: stop.append(signum))
+    try:
+      self._loop(pending, running, failures, done, t_start, stop)
+    finally:
+      for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    if failures:
+      raise StageFailed("\n\n".join(failures))
+
+  def _stop(self, running: dict, signum: int) -> None:
+    """SIGTERM to every running stage's process group; waits for them (SIGKILL after stop_grace_s)."""
+    name = signal.Signals(signum).name
+    self.echo(f"[pipeline] received {name}: stopping {sorted(running) or 'no running stage'}")
+    for _, proc, _, _ in running.values():
+      with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.time() + self.stop_grace_s
+    for stage, proc, _, handle in running.values():
+      try:
+        proc.wait(timeout=max(deadline - time.time(), 0.1))
+      except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+          os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+      handle.close()
+    stopped = sorted(running)
+    running.clear()
+    raise PipelineStopped(f"stopped by {name}: stages {stopped} were stopped and resume from their checkpoints "
+                          "on the next run of the same command", None)
+
+  def _loop(self, pending: list, running: dict, failures: list, done: set, t_start: float, stop: list) -> None:
     while pending or running:
+      if stop:
+        self._stop(running, stop[0])
       for name, (stage, proc, t0, handle) in list(running.items()):
         if proc.poll() is None:
           continue
@@ -170,8 +222,6 @@ class Runner:
         raise StageFailed(f"stages {[s.name for s in pending]} can never start (a dependency did not finish)")
       if running:
         time.sleep(self.poll_seconds)
-    if failures:
-      raise StageFailed("\n\n".join(failures))
 
   def _start(self, stage: Stage, done: set, t_start: float, failures: list):
     out = self.out_dir(stage)
@@ -195,8 +245,8 @@ class Runner:
     handle = open(os.path.join(out, LOG_NAME), "a")
     handle.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(stage.command)}\n")
     handle.flush()
-    proc = subprocess.Popen(list(stage.command), stdout=handle, stderr=subprocess.STDOUT,
-                            env=self.env)
+    proc = subprocess.Popen(list(stage.command), stdout=handle, stderr=subprocess.STDOUT, env=self.env,
+                            start_new_session=True)  # its own process group: signals reach it through us
     return stage, proc, t0, handle
 
   def _finish(self, stage: Stage, seconds: float, summary: dict, done: set, t_start: float) -> None:
