@@ -6,14 +6,20 @@
 
 Each request is `POST {base_url}/chat/completions` with a JSON body `{"model", "messages", "temperature",
 "max_tokens", ...}`. Timeouts, connection errors, HTTP 429 and 5xx are retried with exponential backoff and
-jitter (a 429's `Retry-After` is honoured, capped); any other status is raised at once. Every failure raises a
-`ChatError` naming the URL, the status and an excerpt of the body: nothing is turned into an empty reply.
-Standard library only (http.client, so proxy environment variables are not consulted).
+jitter (a 429's or 5xx's `Retry-After` is honoured, capped); any other status is raised at once. Every failure
+raises a `ChatError` naming the URL, the status and an excerpt of the body: nothing is turned into an empty reply.
+
+Bounds, so a slow or hostile server cannot stall a rollout: each attempt must deliver its whole answer within
+`deadline_s` (a watchdog closes the socket, so a server that trickles a byte at a time or hangs mid-body is cut
+off, not only one that stays silent for `timeout_s`); a request's attempts and backoff sleeps together stop
+after `retry_budget_s`; a body larger than `max_response_bytes` is refused; at most `concurrency` requests are
+in flight. Standard library only (http.client, so proxy environment variables are not consulted).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import http.client
 import json
@@ -63,14 +69,19 @@ class MalformedReplyError(ChatError):
 class ChatConfig:
   """Where and how to ask. The key is `api_key`, else the environment variable named by `api_key_env`, else none.
 
-  `timeout_s` bounds each socket operation (connect, and each read). A request is tried `1 + max_retries` times;
-  the wait before retry k (0-based) is uniform in [0.5, 1] * min(max_backoff_s, backoff_s * 2**k).
+  `timeout_s` bounds each socket operation (connect, and each read); `deadline_s` bounds a whole attempt (connect,
+  send, headers and body). A request is tried up to `1 + max_retries` times, and not past `retry_budget_s` from
+  its start; the wait before retry k (0-based) is uniform in [0.5, 1] * min(max_backoff_s, backoff_s * 2**k), or
+  the server's Retry-After (capped at max_backoff_s). A body over `max_response_bytes` is an error.
   """
   base_url: str
   model: str
   api_key: str | None = None
   api_key_env: str | None = None
   timeout_s: float = 60.0
+  deadline_s: float = 120.0
+  retry_budget_s: float = 600.0
+  max_response_bytes: int = 8 << 20
   max_retries: int = 4
   backoff_s: float = 0.5
   max_backoff_s: float = 30.0
@@ -102,8 +113,10 @@ class ChatClient:
   """Thread-safe chat-completions client with retries, a bounded thread pool and counters (`stats()`)."""
 
   def __init__(self, config: ChatConfig, *, sleep: Callable[[float], None] = time.sleep):
-    if config.concurrency < 1 or config.max_retries < 0 or config.timeout_s <= 0:
-      raise ValueError(f"bad ChatConfig: {config}")
+    if (config.concurrency < 1 or config.max_retries < 0 or config.timeout_s <= 0 or config.deadline_s <= 0
+        or config.retry_budget_s <= 0 or config.max_response_bytes < 1):
+      raise ValueError(f"bad ChatConfig (need concurrency >= 1, max_retries >= 0, positive timeout_s, deadline_s, "
+                       f"retry_budget_s and max_response_bytes): {config}")
     self.config = config
     self.url = config.base_url.rstrip("/") + "/chat/completions"
     parts = urllib.parse.urlsplit(self.url)
@@ -116,6 +129,7 @@ class ChatClient:
     self._lock = threading.Lock()
     self._counts = dict.fromkeys(_COUNTERS, 0)
     self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+    self._slots = threading.BoundedSemaphore(config.concurrency)
 
   # PUBLIC API
 
@@ -126,7 +140,8 @@ class ChatClient:
             "temperature": self.config.temperature, "max_tokens": self.config.max_tokens,
             **self.config.extra_body, **overrides}
     try:
-      return self._with_retries(json.dumps(body).encode("utf-8"))
+      with self._slots:  # at most `concurrency` requests in flight, whichever threads call
+        return self._with_retries(json.dumps(body).encode("utf-8"))
     except ChatError:
       self._count("failures")
       raise
@@ -192,7 +207,8 @@ class ChatClient:
     return u * min(cap, self.config.backoff_s * 2 ** attempt)
 
   def _with_retries(self, payload: bytes) -> ChatReply:
-    attempts = 1 + self.config.max_retries
+    attempts, start = 1 + self.config.max_retries, time.monotonic()
+    waited = slept = 0.0  # backoff asked for, and the wall time the sleep function really took
     for attempt in range(attempts):
       try:
         status, headers, body = self._post(payload, attempt + 1)
@@ -201,8 +217,15 @@ class ChatClient:
         self._count(r.counter)
         if attempt + 1 == attempts:
           raise r.error from None
+        wait = self._backoff(attempt, r.retry_after)
+        spent = time.monotonic() - start - slept + waited
+        if spent + wait > self.config.retry_budget_s:
+          r.error.add_note(f"retry budget of {self.config.retry_budget_s:g} s spent after {attempt + 1} attempt(s)")
+          raise r.error from None
         self._count("retries")
-        self._sleep(self._backoff(attempt, r.retry_after))
+        t0 = time.monotonic()
+        self._sleep(wait)
+        slept, waited = slept + time.monotonic() - t0, waited + wait
     raise AssertionError("unreachable")
 
   def _post(self, payload: bytes, attempt: int) -> tuple[int, Mapping[str, str], bytes]:
@@ -216,18 +239,61 @@ class ChatClient:
     if self._api_key:
       headers["Authorization"] = f"Bearer {self._api_key}"
     self._count("requests")
+    expired = threading.Event()
+
+    def cut_off():  # the watchdog: a whole attempt gets deadline_s, however the server dribbles its answer
+      expired.set()
+      with contextlib.suppress(OSError, AttributeError):
+        conn.sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(self.config.deadline_s, cut_off)
+    watchdog.daemon = True
+    watchdog.start()
+    late = lambda: ChatTimeoutError(f"no complete answer within deadline_s = {self.config.deadline_s:g} s",
+                                    url=self.url, attempts=attempt)
     try:
       conn.request("POST", path, body=payload, headers=headers)
       response = conn.getresponse()
-      return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+      body = self._read_body(response, attempt)
+      if expired.is_set():
+        raise _Retryable(late(), "timeouts")
+      return response.status, {k.lower(): v for k, v in response.getheaders()}, body
     except (socket.timeout, TimeoutError) as e:
-      err = ChatTimeoutError(f"timed out after {self.config.timeout_s:g} s ({e})", url=self.url, attempts=attempt)
+      err = late() if expired.is_set() else ChatTimeoutError(f"timed out after {self.config.timeout_s:g} s ({e})",
+                                                            url=self.url, attempts=attempt)
       raise _Retryable(err, "timeouts") from e
     except (OSError, http.client.HTTPException) as e:
+      if expired.is_set():
+        raise _Retryable(late(), "timeouts") from e
       err = ChatConnectionError(f"connection error: {type(e).__name__}: {e}", url=self.url, attempts=attempt)
       raise _Retryable(err, "connection_errors") from e
     finally:
+      watchdog.cancel()
       conn.close()
+
+  def _read_body(self, response: http.client.HTTPResponse, attempt: int) -> bytes:
+    """The whole body, at most max_response_bytes (ChatError beyond: not retried, the next answer would be as big);
+    read as it arrives, so the watchdog's cut-off ends it."""
+    limit = self.config.max_response_bytes
+    declared = response.getheader("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+      self._count("malformed")
+      raise ChatError(f"reply of {declared} bytes is over max_response_bytes = {limit}", url=self.url,
+                      status=response.status, attempts=attempt)
+    chunks, size = [], 0
+    while True:
+      chunk = response.read1(65536)
+      if not chunk:
+        body = b"".join(chunks)
+        if declared is not None and declared.isdigit() and size != int(declared):  # dropped mid-body
+          raise http.client.IncompleteRead(body, int(declared) - size)
+        return body
+      chunks.append(chunk)
+      size += len(chunk)
+      if size > limit:
+        self._count("malformed")
+        raise ChatError(f"reply is over max_response_bytes = {limit}", url=self.url, status=response.status,
+                        attempts=attempt)
 
   def _parse(self, status: int, headers: Mapping[str, str], body: bytes, attempt: int) -> ChatReply:
     """Turns one HTTP answer into a reply, a _Retryable (429, 5xx) or a final ChatError."""
@@ -235,7 +301,7 @@ class ChatClient:
     if not 200 <= status < 300:
       err = ChatHTTPError("error status", url=self.url, status=status, body=text, attempts=attempt)
       if status == 429 or status >= 500:
-        raise _Retryable(err, "http_errors", _retry_after(headers) if status == 429 else None)
+        raise _Retryable(err, "http_errors", _retry_after(headers))
       self._count("http_errors")
       raise err
     try:
