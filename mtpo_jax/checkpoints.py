@@ -3,14 +3,26 @@
 Each step directory holds `state/` (every array of the state, restored in the layout the caller asks for,
 so a checkpoint written on one mesh restores on another) and `meta/` (JSON: data position, config
 fingerprint, anything the trainer needs to continue exactly). Orbax writes to a temporary directory and
-renames it on commit, so a killed save never shadows the previous good checkpoint.
+renames it on commit, so a killed save never shadows the previous good checkpoint; a save that fails (a full
+disk) removes its temporary directory and raises CheckpointError naming the step.
+
+After a save, `CHECKSUMS.json` in the step directory records the size and CRC-32 of every file under `state/` and
+`meta/` (files, not arrays, so the check does not depend on the mesh that restores it). Every restore verifies
+them first: a changed byte is a CheckpointError naming the step and the file, before orbax reads anything. A step
+saved before checksums existed restores with a warning. `Checkpointer.restore(fall_back=True)` walks back to the
+newest step that verifies, saying which it skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import glob
+import json
+import logging
 import os
+import shutil
+import zlib
 from typing import Any
 
 import flax.linen as nn
@@ -23,8 +35,60 @@ from mtpo_jax.models.t5 import T5
 from mtpo_jax.partitioning import check_host_tree
 
 
+log = logging.getLogger(__name__)
+CHECKSUM_FILE = "CHECKSUMS.json"
+
+
 class CheckpointError(RuntimeError):
-  """A checkpoint directory is missing, empty or unreadable."""
+  """A checkpoint directory is missing, empty, unreadable or corrupt."""
+
+
+def _step_files(step_dir: str) -> list[str]:
+  out = []
+  for item in ("state", "meta"):
+    for root, _, files in os.walk(os.path.join(step_dir, item)):
+      out += [os.path.relpath(os.path.join(root, f), step_dir) for f in files]
+  return sorted(out)
+
+
+def _crc(path: str) -> int:
+  crc = 0
+  with open(path, "rb") as f:
+    while chunk := f.read(1 << 22):
+      crc = zlib.crc32(chunk, crc)
+  return crc
+
+
+def write_checksums(step_dir: str) -> None:
+  """CHECKSUMS.json: {relative path: [size, crc32]} of every file of the step (written atomically)."""
+  sums = {f: [os.path.getsize(os.path.join(step_dir, f)), _crc(os.path.join(step_dir, f))]
+          for f in _step_files(step_dir)}
+  tmp = os.path.join(step_dir, CHECKSUM_FILE + ".tmp")
+  with open(tmp, "w") as f:
+    json.dump(sums, f)
+  os.replace(tmp, os.path.join(step_dir, CHECKSUM_FILE))
+
+
+def verify_checksums(step_dir: str) -> bool:
+  """True when the step matches its CHECKSUMS.json, False when it has none (saved before checksums existed);
+  CheckpointError naming the step directory and the first file that differs, or is missing or extra."""
+  path = os.path.join(step_dir, CHECKSUM_FILE)
+  if not os.path.exists(path):
+    return False
+  try:
+    with open(path) as f:
+      sums = json.load(f)
+  except ValueError as e:
+    raise CheckpointError(f"checkpoint {step_dir} is corrupt: {CHECKSUM_FILE} is unreadable ({e})") from None
+  have = _step_files(step_dir)
+  for name in sorted(set(sums) | set(have)):
+    full = os.path.join(step_dir, name)
+    if name not in have or name not in sums:
+      what = "is missing" if name not in have else "is not in its checksum list"
+      raise CheckpointError(f"checkpoint {step_dir} is corrupt: {name} {what}")
+    if [os.path.getsize(full), _crc(full)] != sums[name]:
+      raise CheckpointError(f"checkpoint {step_dir} is corrupt: {name} does not match its checksum (size, CRC-32)")
+  return True
 
 
 class Checkpointer:
@@ -38,6 +102,7 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=async_save)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._remove_temporary()  # a save killed mid-write leaves one behind
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -52,14 +117,49 @@ class Checkpointer:
     if not (force or self.should_save(step)) or step in self._manager.all_steps():
       return False
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-    return self._manager.save(step, args=args, force=True)
+    try:
+      saved = self._manager.save(step, args=args, force=True)
+      self._manager.wait_until_finished()
+    except Exception as e:  # orbax raises many types; OSError(ENOSPC) for a full disk
+      self._remove_temporary()
+      raise CheckpointError(f"saving step {step} to {self.directory} failed ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:300] if str(e) else ''}); the previous checkpoint "
+                            f"(step {self.latest_step()}) is intact") from e
+    if saved and jax.process_index() == 0:
+      write_checksums(os.path.join(self.directory, str(step)))
+    return saved
+
+  def _remove_temporary(self) -> None:
+    if jax.process_index() == 0:
+      for tmp in glob.glob(os.path.join(self.directory, "*.orbax-checkpoint-tmp-*")):
+        shutil.rmtree(tmp, ignore_errors=True)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
-  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Restores into `abstract_state` (a pytree of jax.ShapeDtypeStruct with shardings)."""
-    return restore_checkpoint(self._manager, self.directory, abstract_state, step)
+  def restore(self, abstract_state: Any, step: int | None = None,
+              fall_back: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Restores into `abstract_state` (a pytree of jax.ShapeDtypeStruct with shardings), after verifying the
+    step's checksums. `fall_back`: when the newest step is corrupt, restore the newest one that verifies."""
+    steps = sorted(self._manager.all_steps(), reverse=True) if step is None and fall_back else [step]
+    for i, candidate in enumerate(steps):
+      try:
+        return restore_checkpoint(self._manager, self.directory, abstract_state, candidate)
+      except CheckpointError as e:
+        if "is corrupt" not in str(e) or i + 1 == len(steps):
+          raise
+        log.warning("%s; falling back to step %d", e, steps[i + 1])
+    raise AssertionError("unreachable")
+
+  def latest_good_step(self) -> int | None:
+    """The newest step whose files match their checksums (or that has none), None if there is none."""
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        verify_checksums(os.path.join(self.directory, str(step)))
+        return step
+      except CheckpointError:
+        continue
+    return None
 
   def close(self) -> None:
     self._manager.wait_until_finished()
@@ -77,9 +177,23 @@ def _pick_step(manager: ocp.CheckpointManager, directory: str, step: int | None)
   return step
 
 
+def _verify(directory: str, step: int) -> None:
+  step_dir = os.path.join(os.path.abspath(directory), str(step))
+  try:
+    verified = verify_checksums(step_dir)
+  except CheckpointError as e:
+    steps = sorted(int(d) for d in os.listdir(directory) if d.isdigit())
+    raise CheckpointError(f"{e}; restore an earlier step (available: {steps}; trainers: "
+                          "LoopSettings.restore_earlier_if_corrupt = True) or delete this one") from None
+  if not verified:
+    log.warning("checkpoint %s has no %s (saved before checksums existed): restoring it unverified", step_dir,
+                CHECKSUM_FILE)
+
+
 def restore_checkpoint(manager: ocp.CheckpointManager, directory: str, abstract_state: Any,
                        step: int | None) -> tuple[Any, dict[str, Any]]:
   step = _pick_step(manager, directory, step)
+  _verify(directory, step)
   args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
   try:
     restored = manager.restore(step, args=args)
@@ -100,6 +214,7 @@ def load_arrays(directory: str, step: int | None = None) -> Any:
   if not os.path.isdir(directory):
     raise CheckpointError(f"checkpoint directory {directory} does not exist")
   step = _pick_step(ocp.CheckpointManager(os.path.abspath(directory)), directory, step)
+  _verify(directory, step)
   path = os.path.join(os.path.abspath(directory), str(step), "state")
   try:
     checkpointer = ocp.PyTreeCheckpointer()
@@ -193,6 +308,7 @@ def load_policy(run_dir: str, config: T5Config, step: int | None = None) -> Load
   directory = find_checkpoint_dir(run_dir)
   manager = _manager(directory)
   step = _pick_step(manager, directory, step)
+  _verify(directory, step)
   where = f"{directory}/{step}"
   try:
     metadata = manager.item_metadata(step)["state"]

@@ -278,7 +278,8 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
   vocab = conversation.vocabulary()
   q_length = q.input_length or input_length + conversation.max_turn_tokens
   with TrainLoop(model_dir, mesh_spec, save_every=1, keep_checkpoints=loop.keep_checkpoints, vocab=vocab,
-                 model_config=policy_config) as run:
+                 model_config=policy_config,
+                 fall_back=loop.restore_earlier_if_corrupt) as run:
     partitioner = run.partitioner
     _check_batch_sizes(partitioner, ppo_batch_size=hparams.batch_size, q_batch_size=q.batch_size)
     init_params = load_params(init_checkpoint) if init_checkpoint else None  # CheckpointError names a missing path

@@ -56,7 +56,8 @@ class LoopSettings:
   num_steps: optimizer steps (SFT, judges) or outer iterations (RL, Iterative PPO). batch_size: examples per step
   (SFT, judges) or contexts per iteration (RL). eval_every / save_every / log_every: in the same unit (RL and
   Iterative PPO log every iteration). keep_checkpoints: the newest this many are kept. seed: every random draw of
-  the run (initialisation, data order, sampling keys) is derived from it."""
+  the run (initialisation, data order, sampling keys) is derived from it. restore_earlier_if_corrupt: when the
+  newest checkpoint fails its checksums, resume from the newest one that verifies instead of stopping."""
   num_steps: int = 1000
   batch_size: int = 32
   log_every: int = 10
@@ -64,6 +65,7 @@ class LoopSettings:
   save_every: int = 500
   keep_checkpoints: int = 3
   seed: int = 0
+  restore_earlier_if_corrupt: bool = False
 
   def __post_init__(self):
     for name in ("num_steps", "batch_size", "log_every", "eval_every", "save_every", "keep_checkpoints"):
@@ -90,7 +92,7 @@ def check_finite(metrics: dict[str, Any], step: int, ckpt: Checkpointer,
     what = "metrics" if watched is None else "loss/grad/update"
     shown = {k: v for k, v in seen.items() if not np.isfinite(v)} if watched is None else seen
     raise FloatingPointError(f"non-finite {what} at step {step} ({shown}); nothing was saved; the last good "
-                             f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}")
+                             f"checkpoint is step {ckpt.latest_good_step()} in {ckpt.directory}")
   return values
 
 
@@ -99,12 +101,13 @@ class TrainLoop:
   `start` opens the metrics writer and progress bar once the state is ready."""
 
   def __init__(self, model_dir: str, mesh_spec: partitioning.MeshSpec, *, save_every: int, keep_checkpoints: int,
-               vocab: Vocabulary | None = None, model_config: T5Config | None = None):
+               vocab: Vocabulary | None = None, model_config: T5Config | None = None, fall_back: bool = False):
     if vocab is not None and model_config is not None:
       vocab.check_fits(model_config.vocab_size)
     self.model_dir = model_dir
     self.partitioner = partitioning.Partitioner(partitioning.make_mesh(mesh_spec), mesh_spec.rules)
     self._checkpoint_args = (save_every, keep_checkpoints)
+    self.fall_back = fall_back
     self._ckpt: Checkpointer | None = None
     self.writer: MetricsWriter | None = None
     self.bar = None
@@ -170,9 +173,9 @@ class TrainLoop:
     CheckpointError when it was written by another setup (`check_fingerprint`)."""
     if self.ckpt.latest_step() is None:
       return None
-    state, meta = self.ckpt.restore(restore_target(abstract, shardings))
+    state, meta = self.ckpt.restore(restore_target(abstract, shardings), fall_back=self.fall_back)
     check_fingerprint(meta, fingerprint, self.ckpt.directory)
-    log.info("resumed from %s at step %d", self.ckpt.directory, self.ckpt.latest_step())
+    log.info("resumed from %s at step %s", self.ckpt.directory, meta.get("data_position", meta.get("iteration")))
     return state, meta
 
   def start(self, total: int, initial: int, desc: str) -> None:

@@ -243,7 +243,8 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   distributed.process_slice(contexts_per_batch, "contexts_per_batch", divisible=True)  # fail before any work
   vocab = conversation.vocabulary()
   with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
-                 vocab=vocab, model_config=policy_config) as run:
+                 vocab=vocab, model_config=policy_config,
+                 fall_back=loop.restore_earlier_if_corrupt) as run:
     partitioner = run.partitioner
     policy, value = T5(policy_config), T5Value(policy_config)
     tx_p, tx_v = policy_optimizer[0], value_optimizer[0]

@@ -79,7 +79,8 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
   evals = SFTBatches(eval_pairs, vocab, batch_size, input_length, target_length, seed + 1)
 
   with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
-                 vocab=vocab, model_config=model_config) as run:
+                 vocab=vocab, model_config=model_config,
+                 fall_back=loop.restore_earlier_if_corrupt) as run:
     # MODEL AND STATE (restored, or initialised in its sharded layout)
     partitioner = run.partitioner
     model = T5(model_config)

@@ -33,7 +33,7 @@ def test_fingerprint_compares_every_entry_after_a_json_round_trip():
 class _Ckpt:
   directory = "/run/checkpoints"
 
-  def latest_step(self):
+  def latest_good_step(self):
     return 4
 
 
