@@ -39,7 +39,11 @@ def init_actor_critic_state(policy: T5, value: T5Value, policy_params: Any, tx_p
   """(ActorCriticState, its shardings, its abstract shape), initialised sharded: the policy from `policy_params`
   (host arrays, placed shard by shard; random if None), the value network from the policy backbone."""
   x = jnp.ones((1, input_length), jnp.int32)
-  p_specs = partitioning.logical_param_specs(jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"])
+  boxed = jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"]
+  p_specs = partitioning.logical_param_specs(boxed)
+  if policy_params is not None:  # against the configured model, before anything is traced with the checkpoint's
+    partitioning.check_host_tree(policy_params, nn.unbox(boxed), "init_checkpoint's parameters do not match "
+                                 "policy_config (different vocabulary size, widths or layers)")
   v_specs = partitioning.logical_param_specs(jax.eval_shape(value.init, jax.random.PRNGKey(0), x)["params"])
 
   def init(rng, pp=None):
@@ -52,9 +56,6 @@ def init_actor_critic_state(policy: T5, value: T5Value, policy_params: Any, tx_p
     abstract = jax.eval_shape(init, jax.random.PRNGKey(seed), policy_params)
     shardings = ActorCriticState(partitioner.state_shardings(abstract.policy, p_specs),
                                  partitioner.state_shardings(abstract.value, v_specs))
-  if policy_params is not None:
-    partitioning.check_host_tree(policy_params, abstract.policy.params, "init_checkpoint's parameters do not "
-                                 "match policy_config (different shapes or layers)")
   state = partitioner.init_sharded(init, jax.random.PRNGKey(seed), shardings, policy_params,
                                    None if policy_params is None else shardings.policy.params)
   return state, shardings, abstract

@@ -86,3 +86,23 @@ def test_run_steps_logs_evaluates_and_saves_on_schedule(tmp_path):
     assert int(restored["count"]) == 5 and meta["data_position"] == 5
     with pytest.raises(CheckpointError, match="different run"):
       loop.restore(target, sharding, {"seed": 1})
+
+
+def test_an_init_checkpoint_of_another_vocabulary_is_refused_by_name():
+  """The check compares the checkpoint with the configured model (not with itself, which let a Flax shape error
+  through)."""
+  import jax
+  import flax.linen as nn
+  import jax.numpy as jnp
+  import optax
+  from mtpo_jax.models.t5 import T5
+  from mtpo_jax.models.value import T5Value
+  from mtpo_jax.training.state import init_actor_critic_state
+  x = jnp.ones((1, 8), jnp.int32)
+  other = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype),
+                       nn.unbox(jax.eval_shape(T5(tiny_config(128)).init, jax.random.PRNGKey(0), x, x)["params"]))
+  configured = tiny_config(64)
+  partitioner = partitioning.Partitioner(partitioning.make_mesh(partitioning.MeshSpec()))
+  with pytest.raises(ValueError, match="init_checkpoint's parameters do not match policy_config .*vocabulary"):
+    init_actor_critic_state(T5(configured), T5Value(configured), other, optax.sgd(0.1), optax.sgd(0.1), 0, 8,
+                            partitioner)
