@@ -48,7 +48,7 @@ from mtpo_jax.oracles.bradley_terry import sale_reward_judge
 from mtpo_jax.oracles.rubric import RubricJudge
 from mtpo_jax.rl import ppo
 from mtpo_jax.training import rollout as ro
-from mtpo_jax.training.loop import LoopSettings, TrainLoop
+from mtpo_jax.training.loop import LoopSettings, TrainLoop, write_json
 from mtpo_jax.training.metrics import progress
 from mtpo_jax.training.state import init_actor_critic_state
 from mtpo_jax.rl import rewards as rw
@@ -102,13 +102,6 @@ def _collect(env, policy: ro.TurnPolicy, contexts, per_collect: int, seed: int, 
                  for lo in range(0, len(contexts), per_collect)])
 
 
-def _write_json(path: str, obj: Any) -> None:
-  if jax.process_index() == 0:
-    with open(path + ".tmp", "w") as f:
-      json.dump(obj, f, indent=1, default=str)
-    os.replace(path + ".tmp", path)
-
-
 def _save_dataset(directory: str, data: dict[str, Any], scores: np.ndarray, heldout: np.ndarray) -> None:
   """conversations.jsonl (one conversation per line: context, turns, reward, held-out flag) and rows.npz."""
   if jax.process_index() != 0:
@@ -156,7 +149,7 @@ def _collect_phase(directory: str, fingerprint: dict[str, Any], collect: Callabl
              "collect_s": t1 - t0, "reward_s": time.time() - t1, "environment_s": timings["env_s"],
              "decode_tokens_per_s": timings["sampled_tokens"] / max(timings["decode_s"], 1e-9)}
   _save_dataset(directory, data, scores, data["heldout"])
-  _write_json(marker, {"fingerprint": fingerprint, "metrics": metrics})
+  write_json(marker, {"fingerprint": fingerprint, "metrics": metrics})
   return {k: v for k, v in data.items() if isinstance(v, np.ndarray)}, metrics
 
 
@@ -216,7 +209,7 @@ def _q_phase(qf: QFunction, directory: str, data: dict[str, np.ndarray], q_ids: 
   params, report = qf.fit(init(), q_ids, data["returns"], heldout, targets, num_steps, iteration)
   report["q_fit_s"] = time.time() - t0
   qf.save(os.path.join(directory, "q"), params, targets, {"iteration": iteration})
-  _write_json(os.path.join(directory, "q.json"), report)
+  write_json(os.path.join(directory, "q.json"), report)
   return params, targets, report
 
 
@@ -347,7 +340,7 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
       state, ppo_metrics = _ppo_phase(state, step_fn, frozen, sampler, partitioner, data, run, hparams=hparams,
                                       q_length=q_length, seed=seed, iteration=i)
       ppo_metrics["ppo_s"] = time.time() - t0
-      _write_json(os.path.join(directory, "ppo.json"), ppo_metrics)
+      write_json(os.path.join(directory, "ppo.json"), ppo_metrics)
       metrics.update(ppo_metrics)
       last = run.write(i + 1, metrics)
       run.save(i + 1, state, {"iteration": i + 1, "phase": "ppo", **fingerprint}, final=True)

@@ -73,6 +73,14 @@ class LoopSettings:
         raise ValueError(f"LoopSettings.{name} must be >= 1, got {getattr(self, name)}")
 
 
+def write_json(path: str, obj: Any) -> None:
+  """`obj` as JSON at `path`, written by process 0 only, to a temporary file and renamed (never half a file)."""
+  if jax.process_index() == 0:
+    with open(path + ".tmp", "w") as f:
+      json.dump(obj, f, indent=1, default=str)
+    os.replace(path + ".tmp", path)
+
+
 def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any], directory: str) -> None:
   """CheckpointError unless the checkpoint metadata holds every entry of `fingerprint` with the same value."""
   want = json.loads(json.dumps(fingerprint, default=str))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 from typing import Any, Callable, Iterator, Sequence
@@ -41,7 +40,7 @@ from mtpo_jax.oracles import learned
 from mtpo_jax.rl import scorer_steps as steps
 from mtpo_jax.text.vocabulary import Vocabulary
 from mtpo_jax.training import pair_sources, scorer_eval
-from mtpo_jax.training.loop import LoopSettings, TrainLoop, run_steps
+from mtpo_jax.training.loop import LoopSettings, TrainLoop, run_steps, write_json
 from mtpo_jax.training.metrics import log_compiled_memory
 from mtpo_jax.training.pair_sources import PairData
 from mtpo_jax.training.state import TrainState
@@ -227,7 +226,7 @@ def train_scorer(model_dir: str, model_config: T5Config, *, scorer: ScorerSpec =
     else:
       state, start = _fresh_state(layout, seed, partitioner, init_checkpoint), 0
     if jax.process_index() == 0:
-      _write_json(os.path.join(model_dir, learned.SCORER_FILE),
+      write_json(os.path.join(model_dir, learned.SCORER_FILE),
                   {"kind": task.kind, "model_config": learned.config_to_json(model_config),
                    "input_length": input_length, "vocab_path": pairs.conversation.vocab_path})
 
@@ -260,17 +259,10 @@ def train_scorer(model_dir: str, model_config: T5Config, *, scorer: ScorerSpec =
 def _publish_report(model_dir: str, report: dict[str, Any]) -> None:
   """MODEL_DIR/eval_report.json, and the headline numbers and reliability table in the log."""
   if jax.process_index() == 0:
-    _write_json(os.path.join(model_dir, "eval_report.json"), report)
+    write_json(os.path.join(model_dir, "eval_report.json"), report)
   log.info("%s model held-out (%d rows, %d decisive): accuracy %.3f, ECE %.3f, loss %.4f\n%s", report["kind"],
            report["examples"], report["decisive"], report["accuracy"], report["ece"], report["loss"],
            scorer_eval.format_table(report["reliability"]))
   if "symmetrized" in report:
     log.info("symmetrized (as LearnedPreferenceJudge): accuracy %.3f, ECE %.3f; raw antisymmetry gap %.4f",
              report["symmetrized"]["accuracy"], report["symmetrized"]["ece"], report["antisymmetry_gap"])
-
-
-def _write_json(path: str, obj: Any) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2)
-  os.replace(tmp, path)
