@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Sequence
 
+from mtpo_jax import cli_errors
 from mtpo_jax.envs.education import generator, schema
 
 
@@ -35,6 +36,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+  for name in ("num_train", "num_train_files", "num_eval"):
+    if getattr(args, name) < 1:
+      raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+  if args.num_train_files > args.num_train:
+    raise ValueError(f"--num_train_files ({args.num_train_files}) must not exceed --num_train ({args.num_train})")
   start = time.perf_counter()
   paths = generator.write_dataset(args.out, seed=args.seed, num_train=args.num_train,
                                   num_train_files=args.num_train_files, num_eval=args.num_eval)
@@ -43,12 +49,16 @@ def _generate(args: argparse.Namespace) -> int:
   return 0
 
 
+VERBOSE_HELP = f"print the traceback behind an error (or set {cli_errors.VERBOSE_ENV}=1)"
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="mtpo-data", description=__doc__.split("\n")[0])
   sub = parser.add_subparsers(dest="command", required=True)
   v = sub.add_parser("validate", help="check files in the released Education Dialogue format")
   v.add_argument("files", nargs="+", metavar="FILE")
   v.add_argument("--max_problems", type=int, default=0, help="print at most this many problems (0: all)")
+  v.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
   v.set_defaults(run=_validate)
   g = sub.add_parser("generate", help="write synthetic Education Dialogue data in the released format")
   g.add_argument("--out", required=True, help="output directory")
@@ -56,14 +66,15 @@ def _parser() -> argparse.ArgumentParser:
   g.add_argument("--num_train", type=int, default=generator.NUM_TRAIN)
   g.add_argument("--num_train_files", type=int, default=generator.NUM_TRAIN_FILES)
   g.add_argument("--num_eval", type=int, default=generator.NUM_EVAL)
+  g.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
   g.set_defaults(run=_generate)
   return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """Entry point; returns the exit status."""
+  """Entry point; returns the exit status (one error line on stderr and 1 on failure; --verbose: traceback)."""
   args = _parser().parse_args(argv)
-  return args.run(args)
+  return cli_errors.run_command("mtpo-data", lambda: args.run(args), verbose=args.verbose)
 
 
 def run() -> None:

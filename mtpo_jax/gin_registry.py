@@ -20,11 +20,12 @@ def register() -> None:
   global _REGISTERED
   if _REGISTERED:
     return
-  from mtpo_jax import launch, partitioning
+  from mtpo_jax import config_types, launch, partitioning
   from mtpo_jax.data import education_examples, negotiation_examples, toy_teacher
   from mtpo_jax.envs.registry import ConversationSettings
   from mtpo_jax.models.config import T5Config
-  from mtpo_jax.oracles import learned
+  from mtpo_jax.openai_client import ChatConfig
+  from mtpo_jax.oracles import endpoint, learned
   from mtpo_jax.oracles.bradley_terry import sale_reward_judge
   from mtpo_jax.oracles.rubric import RubricJudge
   from mtpo_jax.pipeline import run as pipeline_run
@@ -49,6 +50,7 @@ def register() -> None:
       # judges
       "RubricJudge": RubricJudge, "sale_reward_judge": sale_reward_judge,
       "learned_reward_judge": learned.load_reward_judge, "learned_preference_judge": learned.load_preference_judge,
+      "endpoint_judge": endpoint.endpoint_judge, "ChatConfig": ChatConfig,
       # data
       "toy_teacher_split": toy_teacher.generate_split,
       "education_teacher_sft_split": education_examples.teacher_sft_split,
@@ -56,7 +58,7 @@ def register() -> None:
       "negotiation_seller_sft_split": negotiation_examples.seller_sft_split,
   }
   for name, fn_or_class in names.items():
-    gin.external_configurable(fn_or_class, name)
+    gin.external_configurable(config_types.checked(fn_or_class, name), name)
   gin.constant("DEFAULT_SPM_PATH", DEFAULT_SPM_PATH)
   gin.constant("bfloat16", jnp.bfloat16)
   gin.constant("float32", jnp.float32)

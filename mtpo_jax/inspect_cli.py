@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from mtpo_jax import cli_errors
+
 
 def _registered_tasks() -> list[str]:
   import seqio
@@ -55,7 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap.add_argument("--list", action="store_true", help="list the registered tasks")
   ap.add_argument("--input_length", type=int, default=None, help="default: the task's own feature length")
   ap.add_argument("--target_length", type=int, default=128)
+  ap.add_argument("--verbose", action="store_true",
+                  help=f"print the traceback behind an error (or set {cli_errors.VERBOSE_ENV}=1)")
   args = ap.parse_args(argv)
+  return cli_errors.run_command("mtpo-inspect", lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
   tasks = _registered_tasks()
   if args.list or not args.task:
     print("\n".join(tasks))

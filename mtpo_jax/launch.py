@@ -1,5 +1,6 @@
 """How one configured job runs: process set-up (jax.distributed on TPU pods and GPU hosts, the CPU device count of
-the fake test meshes), the full config written into MODEL_DIR before the job and the operative one after it.
+the fake test meshes), the full config written into MODEL_DIR once the job accepts it (run_config.py) and the
+operative one after it.
 Registered with Gin as `run` (gin_registry.py); `mtpo_jax.main` calls it after parsing the Gin files.
 """
 
@@ -11,13 +12,19 @@ from typing import Callable
 
 import gin
 
+from mtpo_jax import atomic_files, run_config
+
 
 def run_job(job: Callable[[], object] = gin.REQUIRED, model_dir: str = gin.REQUIRED,
             distributed: bool = False, coordinator_address: str | None = None, num_processes: int | None = None,
-            process_id: int | None = None, num_cpu_devices: int | None = None) -> object:
+            process_id: int | None = None, num_cpu_devices: int | None = None,
+            allow_config_change: bool = False) -> object:
   """Initialises jax.distributed when asked (TPU pods and GPU hosts), then runs the configured job.
 
   `num_cpu_devices` splits the host CPU into that many XLA devices (the fake meshes used in tests).
+  `allow_config_change` (the entrypoint's --allow_config_change, never a Gin binding: it would be part of the
+  config it compares) lets an existing MODEL_DIR continue under other bindings (run_config.py). Nothing is written
+  into MODEL_DIR until the job accepts its configuration (run_config.accept).
   """
   import jax
   if num_cpu_devices:
@@ -34,12 +41,15 @@ def run_job(job: Callable[[], object] = gin.REQUIRED, model_dir: str = gin.REQUI
                                process_id=process_id)
     from mtpo_jax import distributed as dist
     logging.getLogger(__name__).info("jax.distributed: %s", dist.describe())
-  os.makedirs(model_dir, exist_ok=True)
+  config_text = gin.config_str()
+  run_config.check_rerun(model_dir, config_text, allow_config_change)
   if jax.process_index() == 0:
-    with open(os.path.join(model_dir, "config.gin"), "w") as f:
-      f.write(gin.config_str())
-  result = job()
+    run_config.register(model_dir, config_text)
+  try:
+    result = job()
+  finally:
+    run_config.discard(model_dir)
   if jax.process_index() == 0:
-    with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-      f.write(gin.operative_config_str())
+    run_config.accept(model_dir)  # a job that wrote nothing still records what it ran
+    atomic_files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
   return result

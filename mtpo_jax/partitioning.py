@@ -56,7 +56,7 @@ class MeshSpec:
         raise ValueError(f"{num_devices} devices cannot be split into {self}")
       dims[dims.index(-1)] = num_devices // known
     if math.prod(dims) != num_devices:
-      raise ValueError(f"mesh {dict(zip(MESH_AXES, dims))} needs {math.prod(dims)} devices, "
+      raise ValueError(f"MeshSpec {dict(zip(MESH_AXES, dims))} needs {math.prod(dims)} devices, "
                        f"but {num_devices} are available")
     return tuple(dims)
 
@@ -113,6 +113,16 @@ class Partitioner:
   def data_sharding(self, ndim: int) -> NamedSharding:
     """Leading (batch) dimension split over data and fsdp; the rest replicated."""
     return self.sharding(("batch",) + (None,) * (ndim - 1))
+
+  def check_batch_size(self, rows: int, setting: str) -> None:
+    """ValueError naming `setting` unless `rows` splits evenly over the data-parallel mesh axes (checked before
+    any batch is placed: JAX's own error names only a sharding and a shape)."""
+    axes = self.data_sharding(1).spec[0]
+    axes = axes if isinstance(axes, tuple) else (axes,) if axes else ()
+    shards = int(np.prod([self.mesh.shape[a] for a in axes])) if axes else 1
+    if rows % shards:
+      raise ValueError(f"{setting} = {rows} must be a multiple of {shards}, the data-parallel size of the mesh "
+                       f"{dict(self.mesh.shape)} (MeshSpec)")
 
   def batch_shardings(self, abstract_batch: Any) -> Any:
     return jax.tree.map(lambda x: self.data_sharding(len(x.shape)), abstract_batch)
@@ -199,8 +209,22 @@ def _lower_in(partitioner: Partitioner, jitted, *args):
 
 
 def check_host_tree(host: Any, abstract: Any, message: str) -> None:
-  """ValueError(`message`) unless the host arrays `host` have the tree structure and shapes of `abstract`."""
-  want = jax.tree.map(lambda a: tuple(a.shape), abstract)
-  have = jax.tree.map(lambda a: tuple(np.shape(a)), host)
-  if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
-    raise ValueError(message)
+  """ValueError(`message` and the first difference) unless the host arrays `host` have the tree structure and
+  shapes of `abstract`."""
+  want = {p: tuple(a.shape) for p, a in jax.tree_util.tree_flatten_with_path(abstract)[0]}
+  have = {p: tuple(np.shape(a)) for p, a in jax.tree_util.tree_flatten_with_path(host)[0]}
+  if want == have:
+    return
+  name = lambda path: "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+  missing = [name(p) for p in want if p not in have]
+  extra = [name(p) for p in have if p not in want]
+  shapes = [f"{name(p)} is {list(have[p])}, configured {list(want[p])}"
+            for p in want if p in have and have[p] != want[p]]
+  if shapes:
+    first = shapes[0] + (f" (and {len(shapes) - 1} more)" if len(shapes) > 1 else "")
+  elif missing:
+    first = f"{missing[0]} is missing ({len(missing)} missing)"
+  else:
+    first = f"{extra[0]} is not in the configured model ({len(extra)} extra)"
+  raise ValueError(f"{message}: {first}")
+

@@ -42,7 +42,8 @@ def test_resume_in_fresh_process_is_exact(straight_run, tmp_path, repo_root):
   d = str(tmp_path / "resumed")
   main.run(_args(d, N))
   assert sorted(os.listdir(os.path.join(d, "checkpoints"))) == [str(N)]
-  proc = subprocess.run([sys.executable, "-m", "mtpo_jax.main", *_args(d, 2 * N)], cwd=repo_root,
+  proc = subprocess.run([sys.executable, "-m", "mtpo_jax.main", *_args(d, 2 * N),
+                         "--allow_config_change"], cwd=repo_root,
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   straight, resumed = _losses(straight_run), _losses(d)
@@ -63,7 +64,7 @@ def test_corrupt_checkpoint_gives_clear_error(straight_run, tmp_path):
       with open(f, "wb") as fh:
         fh.write(b"garbage")
   with pytest.raises(CheckpointError, match=f"{2 * N}"):
-    main.run(_args(d, 3 * N))
+    main.run(_args(d, 3 * N) + ["--allow_config_change"])
 
 
 def test_missing_checkpoint_dir_gives_clear_error(tmp_path):
@@ -78,7 +79,7 @@ def test_checkpoint_from_other_model_is_refused(straight_run, tmp_path):
   d = str(tmp_path / "other")
   shutil.copytree(straight_run, d)
   with pytest.raises(CheckpointError, match="different run|does not match"):
-    main.run(_args(d, 3 * N) + ["--gin.T5Config.d_ff=128"])
+    main.run(_args(d, 3 * N) + ["--gin.T5Config.d_ff=128", "--allow_config_change"])
 
 
 def test_unknown_gin_name_fails_before_work(tmp_path):

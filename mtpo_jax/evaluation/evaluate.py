@@ -19,13 +19,13 @@ metrics.jsonl), samples.md, and prints the Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
 from typing import Any, Sequence
 
+from mtpo_jax import atomic_files, cli_errors
 from mtpo_jax.envs.education import scripted_teacher
 from mtpo_jax.evaluation import policies as pol
 from mtpo_jax.evaluation import report
@@ -61,6 +61,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--gin_file", action="append", default=[], help="model Gin file for every run (repeatable)")
   parser.add_argument("--gin", action="append", default=[], help="Gin binding for every run, e.g. "
                       "T5Config.vocab_size=3072 (repeatable)")
+  parser.add_argument("--verbose", action="store_true",
+                      help=f"print the traceback behind an error (or set {cli_errors.VERBOSE_ENV}=1)")
   args = parser.parse_args(argv)
   runs: dict[str, list[str]] = {}
   for spec in args.run:
@@ -108,14 +110,12 @@ def write_outputs(out: str, result: WinMatrix, conversations, judge, runs: dict[
   sources = [f"- {n}: " + "; ".join(source(s) for s in runs_) for n, runs_ in info["runs"].items()]
   text = (f"# Win-rate matrix ({info['env']}, {info['split']} contexts, seed {info['seed']})\n\n{table}\n"
           f"Settings: {settings}.\n\nPolicies:\n" + "\n".join(sources) + "\n")
-  with open(os.path.join(out, "win_matrix.md"), "w") as f:
-    f.write(text)
-  with open(os.path.join(out, "win_matrix.json"), "w") as f:
-    json.dump({**result.to_json(), **info}, f, indent=1)
+  atomic_files.write_text(os.path.join(out, "win_matrix.md"), text)
+  atomic_files.write_json(os.path.join(out, "win_matrix.json"), {**result.to_json(), **info})
   report.plot_heatmap(result, os.path.join(out, "win_matrix.png"))
   report.plot_learning_curves(seed_runs(runs), os.path.join(out, "curves.png"))
-  with open(os.path.join(out, "samples.md"), "w") as f:  # each method's first seed
-    f.write(report.samples_markdown({n: c[0] for n, c in conversations.items()}, judge, num_samples))
+  atomic_files.write_text(os.path.join(out, "samples.md"),  # each method's first seed
+                          report.samples_markdown({n: c[0] for n, c in conversations.items()}, judge, num_samples))
   return text
 
 
@@ -132,14 +132,15 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
   for key, directory in seed_runs(args.runs).items():
     if directory.startswith(scripted_teacher.PREFIX):
       if args.env != "education" or args.student:
-        raise SystemExit(f"{directory}: scripted teachers play Education Dialogue with the scripted student only")
+        raise ValueError(f"--run {directory}: scripted teachers play Education Dialogue with the scripted student "
+                         "only (no --student, --env education)")
       scripted_teacher.parse_name(directory)  # fail on a bad name before any work
       scripted[key] = directory
       continue
     config = pol.model_config(directory, args.gin_file, args.gin)
     loaded[key] = load_policy(directory, config)
   if not loaded:
-    raise SystemExit("evaluate needs at least one trained policy (--run NAME=DIR) for the model settings")
+    raise ValueError("evaluate needs at least one trained policy (--run NAME=DIR) for the model settings")
   contexts = registry.contexts(args.env, args.num_contexts, args.seed, args.split)
   # PLAY: same contexts, same sampling keys, for every method and seed
   t0 = time.time()
@@ -169,12 +170,14 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
   return result
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+  """The command line's exit status: 0, or 1 with one error line on stderr (the traceback with --verbose)."""
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it reads at INFO
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-  evaluate()
+  argv = list(sys.argv[1:] if argv is None else argv)
+  return cli_errors.run_command("mtpo-evaluate", lambda: evaluate(argv) and 0, verbose="--verbose" in argv)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mtpo_jax import atomic_files  # noqa: E402
 from mtpo_jax.evaluation.win_matrix import WinMatrix, judge_scores  # noqa: E402
 from mtpo_jax.types import Conversation  # noqa: E402
 
@@ -76,7 +77,8 @@ def plot_heatmap(result: WinMatrix, path: str) -> None:
   ax.set_title(f"P(row > col), judge {result.judge}, {result.n_contexts} contexts")
   fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  with atomic_files.replacing(path) as tmp:
+    fig.savefig(tmp, dpi=120, format="png")
   plt.close(fig)
 
 
@@ -124,7 +126,8 @@ def plot_learning_curves(run_dirs: Mapping[str, str], path: str) -> list[str]:
     axes[0][0].text(0.5, 0.5, "no learning-curve metrics in these runs", ha="center", va="center")
     axes[0][0].set_axis_off()
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  with atomic_files.replacing(path) as tmp:
+    fig.savefig(tmp, dpi=120, format="png")
   plt.close(fig)
   return [c[0] for c in panels]
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtpo_jax.openai_client import ChatClient, ChatReply
+from mtpo_jax.openai_client import ChatClient, ChatConfig, ChatReply
 from mtpo_jax.oracles import prompts
 from mtpo_jax.oracles.base import check_same_contexts, symmetrize
 from mtpo_jax.types import Conversation
@@ -163,3 +163,11 @@ def _check_single_turn_pair(i: int, x: Conversation, y: Conversation) -> None:
     raise ValueError(f"single-turn pair {i}: both conversations must end with an agent turn")
   if x.turns[:-1] != y.turns[:-1]:
     raise ValueError(f"single-turn pair {i}: the conversations must share every turn but the last")
+
+
+def endpoint_judge(chat: ChatConfig, mode: str = "conversation", on_malformed: str = "raise", max_reasks: int = 2,
+                   use_logprobs: bool = False) -> EndpointJudge:
+  """An EndpointJudge over a new ChatClient for `chat` (Gin: `endpoint_judge.chat = @ChatConfig()`, with
+  ChatConfig.base_url and .model): a hosted LLM judge wherever a judge is bound (train_rl.judge, PairData.judge)."""
+  return EndpointJudge(ChatClient(chat), mode=mode, on_malformed=on_malformed, max_reasks=max_reasks,
+                       use_logprobs=use_logprobs)

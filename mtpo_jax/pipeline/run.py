@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Sequence
 
+from mtpo_jax import run_config
 from mtpo_jax.pipeline import plan, stages, tables
 from mtpo_jax.pipeline.lock import run_lock
 
@@ -42,6 +43,7 @@ def run_pipeline(model_dir: str, *, plan_config: plan.PlanConfig = plan.PlanConf
   if compilation_cache and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     env = {"JAX_COMPILATION_CACHE_DIR": os.path.abspath(os.path.join(model_dir, "jax_cache")),
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+  run_config.accept(model_dir)  # the plan is built: the configuration is accepted
   runner = stages.Runner(model_dir, max_parallel=max_parallel, env=env)
   with run_lock(model_dir):  # one pipeline per MODEL_DIR (lock.py)
     runner.run(graph)

@@ -32,6 +32,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
+from mtpo_jax import atomic_files
 from mtpo_jax.training.loop import Preempted
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,12 @@ LOG_NAME = "stage.log"
 
 class StageConfigError(RuntimeError):
   """A completed stage was asked to run with another configuration."""
+  multiline_message = True  # the saved and the new configuration follow the error line (cli_errors.py)
 
 
 class StageFailed(RuntimeError):
   """A stage's command exited non-zero or its action raised."""
+  multiline_message = True  # each failed stage's log tail follows the error line (cli_errors.py)
 
 
 class PipelineStopped(Preempted):
@@ -112,11 +115,9 @@ def is_complete(stage: Stage, out_dir: str) -> bool:
 
 
 def write_marker(stage: Stage, out_dir: str, seconds: float, summary: dict) -> None:
-  path = os.path.join(out_dir, MARKER)
-  with open(path + ".tmp", "w") as f:
-    json.dump({"stage": stage.name, "fingerprint": stage.fingerprint(), "seconds": round(seconds, 1),
-               "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "summary": summary}, f, indent=1)
-  os.replace(path + ".tmp", path)
+  atomic_files.write_json(os.path.join(out_dir, MARKER), {
+      "stage": stage.name, "fingerprint": stage.fingerprint(), "seconds": round(seconds, 1),
+      "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "summary": summary})
 
 
 def _tail(path: str, lines: int = 25) -> str:

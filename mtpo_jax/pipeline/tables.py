@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from mtpo_jax import atomic_files
+
 # Table 1, P(row preferred to col), mean over the 3 x 3 seed matrix (digest A13); order as in the paper.
 PAPER_TABLE1_ORDER = ("SFT", "RLHF-r", "Nash-r", "RLHF-v", "Nash-v", "RLHF-m", "MTPO", "MTPO-tau")
 PAPER_TABLE1 = np.array([
@@ -138,13 +140,11 @@ def write_results(run_dir: str, wall_seconds: Mapping[str, float], command: str,
             f"Over {neg['n_contexts']} held-out test contexts, every seed of each method; the paper's Car Dealer "
             "reward is LMRL-Gym's sale price (5 seeds), ours the generated catalogue's price in $1,000.", ""]
   text = "\n".join(out)
-  with open(os.path.join(run_dir, "results.md"), "w") as f:
-    f.write(text)
-  with open(os.path.join(run_dir, "results.json"), "w") as f:
-    json.dump({"education": edu and {k: edu[k] for k in ("names", "matrix", "low", "high", "scores", "seed_std",
+  atomic_files.write_text(os.path.join(run_dir, "results.md"), text)
+  atomic_files.write_json(os.path.join(run_dir, "results.json"), {"education": edu and {k: edu[k] for k in ("names", "matrix", "low", "high", "scores", "seed_std",
                                                          "n_contexts")},
                "education_checks": edu and ordering_checks(edu),
                "negotiation": neg and {k: neg[k] for k in ("names", "scores", "score_low", "score_high",
                                                            "n_contexts")},
-               "stage_seconds": dict(wall_seconds), "command": command}, f, indent=1)
+               "stage_seconds": dict(wall_seconds), "command": command})
   return text

@@ -20,7 +20,10 @@ class Vocabulary:
     if not os.path.exists(model_path):
       raise FileNotFoundError(f"SentencePiece model {model_path} does not exist")
     self.model_path = model_path
-    self._sp = spm.SentencePieceProcessor(model_file=model_path)
+    try:
+      self._sp = spm.SentencePieceProcessor(model_file=model_path)
+    except (RuntimeError, OSError) as e:  # sentencepiece's own message is "INTERNAL: could not parse ModelProto"
+      raise ValueError(f"{model_path} is not a readable SentencePiece model ({e})") from None
     if (self._sp.pad_id(), self._sp.eos_id(), self._sp.unk_id()) != (PAD_ID, EOS_ID, UNK_ID):
       raise ValueError(f"{model_path}: expected pad/eos/unk ids 0/1/2 (T5 convention), got "
                        f"{self._sp.pad_id()}/{self._sp.eos_id()}/{self._sp.unk_id()}")

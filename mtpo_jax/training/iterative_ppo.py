@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtpo_jax import distributed, partitioning
+from mtpo_jax import atomic_files, distributed, partitioning
 from mtpo_jax.checkpoints import CheckpointError, load_params
 from mtpo_jax.envs import registry
 from mtpo_jax.envs.registry import ConversationSettings
@@ -107,17 +107,15 @@ def _save_dataset(directory: str, data: dict[str, Any], scores: np.ndarray, held
   if jax.process_index() != 0:
     return
   os.makedirs(directory, exist_ok=True)
-  with open(os.path.join(directory, "conversations.jsonl.tmp"), "w") as f:
-    for c, (conv, score) in enumerate(zip(data["conversations"], scores)):
-      f.write(json.dumps({"index": c, "context_id": conv.context.context_id, "visible": dict(conv.context.visible),
-                          "reward": np.asarray(score).tolist(), "heldout": bool(heldout[c]), "done": conv.done,
-                          "turns": [{"role": t.role, "text": t.text, "is_agent": t.is_agent} for t in conv.turns]},
-                         default=str) + "\n")
-  os.replace(os.path.join(directory, "conversations.jsonl.tmp"), os.path.join(directory, "conversations.jsonl"))
+  lines = [json.dumps({"index": c, "context_id": conv.context.context_id, "visible": dict(conv.context.visible),
+                       "reward": np.asarray(score).tolist(), "heldout": bool(heldout[c]), "done": conv.done,
+                       "turns": [{"role": t.role, "text": t.text, "is_agent": t.is_agent} for t in conv.turns]},
+                      default=str) + "\n" for c, (conv, score) in enumerate(zip(data["conversations"], scores))]
+  atomic_files.write_text(os.path.join(directory, "conversations.jsonl"), "".join(lines))
   arrays = {k: data[k] for k in (*ROW_KEYS, "turn_rows", "turn_mask", "rewards", "returns", "heldout")}
-  with open(os.path.join(directory, "rows.npz.tmp"), "wb") as f:
-    np.savez(f, **arrays)
-  os.replace(os.path.join(directory, "rows.npz.tmp"), os.path.join(directory, "rows.npz"))
+  with atomic_files.replacing(os.path.join(directory, "rows.npz")) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez(f, **arrays)
 
 
 def _collect_phase(directory: str, fingerprint: dict[str, Any], collect: Callable[[], dict[str, Any]],

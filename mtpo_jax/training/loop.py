@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 import jax
 import numpy as np
 
-from mtpo_jax import partitioning
+from mtpo_jax import atomic_files, partitioning, run_config
 from mtpo_jax.checkpoints import Checkpointer, CheckpointError, restore_target
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.text.vocabulary import Vocabulary
@@ -76,9 +76,7 @@ class LoopSettings:
 def write_json(path: str, obj: Any) -> None:
   """`obj` as JSON at `path`, written by process 0 only, to a temporary file and renamed (never half a file)."""
   if jax.process_index() == 0:
-    with open(path + ".tmp", "w") as f:
-      json.dump(obj, f, indent=1, default=str)
-    os.replace(path + ".tmp", path)
+    atomic_files.write_json(path, obj)
 
 
 def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any], directory: str) -> None:
@@ -127,6 +125,7 @@ class TrainLoop:
     """The run's Checkpointer, created (with MODEL_DIR/checkpoints) on first use: a trainer that fails its checks
     before touching it leaves no checkpoint directory behind."""
     if self._ckpt is None:
+      run_config.accept(self.model_dir)
       os.makedirs(self.model_dir, exist_ok=True)
       self._ckpt = Checkpointer(os.path.join(self.model_dir, "checkpoints"), *self._checkpoint_args)
     return self._ckpt
@@ -187,6 +186,7 @@ class TrainLoop:
     return state, meta
 
   def start(self, total: int, initial: int, desc: str) -> None:
+    run_config.accept(self.model_dir)
     self.writer = MetricsWriter(self.model_dir)
     self.bar = progress(total, initial=initial, desc=desc)
 

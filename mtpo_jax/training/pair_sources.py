@@ -41,6 +41,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
+from mtpo_jax import atomic_files, run_config
 from mtpo_jax.checkpoints import load_policy
 from mtpo_jax.envs import registry
 from mtpo_jax.envs.education import generator
@@ -215,12 +216,11 @@ def conversation_from_dict(d: dict[str, Any]) -> Conversation:
 
 def write_pairs(path: str, header: dict[str, Any], pairs: Sequence[Pair]) -> None:
   """Header line, then one {"a", "b", "p"} line per pair; written to a temporary file and renamed."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(json.dumps({"header": header, "num_pairs": len(pairs)}) + "\n")
-    for a, b, p in pairs:
-      f.write(json.dumps({"a": conversation_to_dict(a), "b": conversation_to_dict(b), "p": float(p)}) + "\n")
-  os.replace(tmp, path)
+  run_config.accept(os.path.dirname(path))  # the run's first file: its configuration is accepted
+  lines = [json.dumps({"header": header, "num_pairs": len(pairs)}) + "\n"]
+  lines += [json.dumps({"a": conversation_to_dict(a), "b": conversation_to_dict(b), "p": float(p)}) + "\n"
+            for a, b, p in pairs]
+  atomic_files.write_text(path, "".join(lines))
 
 
 def read_pairs(path: str) -> tuple[dict[str, Any], list[Pair]]:

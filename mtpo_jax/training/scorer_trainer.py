@@ -210,6 +210,7 @@ def train_scorer(model_dir: str, model_config: T5Config, *, scorer: ScorerSpec =
   with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
                  vocab=vocab, model_config=model_config,
                  fall_back=loop.restore_earlier_if_corrupt) as run:
+    run.partitioner.check_batch_size(loop.batch_size, "LoopSettings.batch_size")
     sample = functools.partial(pair_sources.source_pairs, pairs, policy_config=model_config, cache_dir=model_dir)
     train, evals = _label_pairs(task, pairs, vocab, input_length, loop.batch_size, seed, sample)
 

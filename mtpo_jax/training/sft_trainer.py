@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtpo_jax import distributed, partitioning
+from mtpo_jax import atomic_files, distributed, partitioning, run_config
 from mtpo_jax.data.batches import SFTBatches
 from mtpo_jax.text.vocabulary import Vocabulary, train_sentencepiece
 from mtpo_jax.models.config import T5Config
@@ -71,18 +71,24 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
   """Trains `model_config` with teacher forcing on `data=(train_pairs, eval_pairs)`; returns final metrics.
   `loop`: steps, batch size, logging/eval/save cadence and seed; a new SentencePiece model of `vocab_size` pieces
   is trained into the run directory unless `vocab_path` names one."""
-  os.makedirs(model_dir, exist_ok=True)
-  train_pairs, eval_pairs = data
-  vocab = prepare_vocabulary(model_dir, [t for p in train_pairs for t in p], vocab_size, vocab_path)
+  if vocab_path is None and vocab_size > model_config.vocab_size:  # checked before the vocabulary is trained
+    raise ValueError(f"train_sft.vocab_size = {vocab_size} does not fit T5Config.vocab_size = "
+                     f"{model_config.vocab_size}: the model needs an embedding row for every piece")
   seed, batch_size = loop.seed, loop.batch_size
-  train = SFTBatches(train_pairs, vocab, batch_size, input_length, target_length, seed)
-  evals = SFTBatches(eval_pairs, vocab, batch_size, input_length, target_length, seed + 1)
-
   with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
-                 vocab=vocab, model_config=model_config,
+                 vocab=Vocabulary(vocab_path) if vocab_path else None, model_config=model_config,
                  fall_back=loop.restore_earlier_if_corrupt) as run:
-    # MODEL AND STATE (restored, or initialised in its sharded layout)
     partitioner = run.partitioner
+    partitioner.check_batch_size(batch_size, "LoopSettings.batch_size")
+    # Every setting has passed its checks: the run directory may now be written (a vocabulary is trained into it).
+    run_config.accept(model_dir)
+    os.makedirs(model_dir, exist_ok=True)
+    train_pairs, eval_pairs = data
+    vocab = prepare_vocabulary(model_dir, [t for p in train_pairs for t in p], vocab_size, vocab_path)
+    train = SFTBatches(train_pairs, vocab, batch_size, input_length, target_length, seed)
+    evals = SFTBatches(eval_pairs, vocab, batch_size, input_length, target_length, seed + 1)
+
+    # MODEL AND STATE (restored, or initialised in its sharded layout)
     model = T5(model_config)
     tx, schedule = optimizer
     init_fn, param_specs = build_train_state_fns(model, tx, input_length, target_length, seed)
@@ -132,9 +138,9 @@ def _write_samples(model: T5, params, vocab: Vocabulary, pairs: Pairs, input_len
   inputs = pack_ids(vocab.encode_batch([p[0] for p in pairs]), input_length, True, True)
   out = Sampler(model, SamplingConfig(max_new_tokens=target_length, greedy=True))(
       jax.device_get(params), inputs, jax.random.PRNGKey(0))
-  with open(path, "w") as f:
-    for (source, reference), tokens in zip(pairs, out.tokens):
-      f.write(f"input:     {source}\nreference: {reference}\nmodel:     {vocab.decode(tokens)}\n\n")
+  atomic_files.write_text(path, "".join(f"input:     {source}\nreference: {reference}\nmodel:     "
+                                       f"{vocab.decode(tokens)}\n\n" for (source, reference), tokens
+                                       in zip(pairs, out.tokens)))
   log.info("wrote %d greedy samples to %s", len(pairs), path)
 
 

@@ -182,7 +182,7 @@ def test_loader_raise_lists_first_problems(tmp_path):
     schema.load_released(paths, on_error="raise", max_listed=2)
   assert len(e.value.problems) == 3
   msg = str(e.value)
-  assert msg.splitlines()[0] == "3 problem(s) in Education Dialogue data:"
+  assert msg.splitlines()[0] == f"3 problem(s) in Education Dialogue data ({', '.join(sorted(paths[1:]))}):"
   assert f"{paths[1]}:1: conversation: empty conversation" in msg and "... and 1 more" in msg
   assert schema.load_released(paths[0])[0] == [_valid()] * 2  # clean data loads in raise mode
   with pytest.raises(ValueError):

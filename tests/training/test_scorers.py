@@ -264,7 +264,7 @@ def test_preference_model_gin_run_reports_and_resumes(tmp_path):
   main.run(ARGS + [f"--gin.MODEL_DIR='{d}'", f"--gin.LoopSettings.num_steps={N}"])
   first = json.load(open(os.path.join(d, "eval_report.json")))
   assert first["step"] == N
-  main.run(ARGS + [f"--gin.MODEL_DIR='{d}'", f"--gin.LoopSettings.num_steps={2 * N}"])
+  main.run(ARGS + [f"--gin.MODEL_DIR='{d}'", f"--gin.LoopSettings.num_steps={2 * N}", "--allow_config_change"])
   with open(os.path.join(d, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   assert [r["step"] for r in rows if "train/loss" in r] == list(range(1, 2 * N + 1))  # resumed, not restarted

@@ -50,7 +50,9 @@ class Problem:
 
 
 class DataError(ValueError):
-  """Raised by `load_released(on_error="raise")`; `.problems` holds every problem found."""
+  """Raised by `load_released(on_error="raise")`; `.problems` holds every problem found. The first line names the
+  files; one line per problem follows (cli_errors.py prints them below the error line)."""
+  multiline_message = True
 
   def __init__(self, problems: Sequence[Problem], max_listed: int = 20):
     self.problems = list(problems)
@@ -58,7 +60,9 @@ class DataError(ValueError):
     more = len(self.problems) - len(lines)
     if more:
       lines.append(f"... and {more} more")
-    super().__init__(f"{len(self.problems)} problem(s) in Education Dialogue data:\n" + "\n".join(lines))
+    files = sorted({p.file for p in self.problems})
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    super().__init__(f"{len(self.problems)} problem(s) in Education Dialogue data ({shown}):\n" + "\n".join(lines))
 
 
 def _type_name(value: Any) -> str:
