@@ -19,17 +19,28 @@ that match nothing. Score = sum of (default weights in RubricWeights):
   engagement     +2.0 x clip((positive + 0.5 questioning - negative student turns) / student turns, -1, 1);
                  a minimal answer ("ok", under 3 words with nothing positive) counts as negative
   understanding  +1.0 if a positive student turn restates topic content (>= 2 topic words)
-  respect        -1.0 per hostile teacher turn (blaming, insulting), at most -3
+  respect        -1.0 per hostile teacher turn, at most -3: a phrase of cues.py (blaming, insulting) or contempt
+                 read from sentence structure (envs/education/conduct.py: "you are <word>" whose word is not in a
+                 positive/neutral lexicon, comparisons with the student, dismissals, exasperated questions), so
+                 insults in wording no list holds count too; the scripted student reads turns the same way and
+                 answers a hostile turn hurt instead of learning from it
   ending         +0.5 if the last turn carries [end of conversation] and nobody gave up or walked out (a
                  teacher's give-up phrase, a student's negative phrase); -0.5 if the marker comes with a give-up
                  or walk-out, or if the conversation never ends with it
   substance      -1.0 per teaching turn short of 3 (quitting early is no way to win)
   gate           the positive parts of participation, engagement, understanding and ending are multiplied by
-                 min(1, teaching turns / 3): a lesson that does not teach earns no bonus for a polite student's
-                 "thanks, bye" (without the gate, "Great work today" and a goodbye scored -0.33, above the SFT
-                 teacher's mean of -1.5, and RL from SFT collapsed to it; docs/education_dialogue.md)
+                 min(1, topical teaching turns / 3), a topical turn being a teaching turn with topic content (>= 2
+                 topic words): a lesson that does not teach earns no bonus for a polite student's "thanks, bye"
+                 (without the gate, "Great work today" and a goodbye scored -0.33, above the SFT teacher's mean of
+                 -1.5, and RL from SFT collapsed to it; docs/education_dialogue.md), and neither does a fluent
+                 lesson on another subject in the student's favourite style, which the scripted student enjoys
+                 just the same (counting every teaching turn, such a lesson tied with a competent one)
   degenerate     -1.0 per teacher turn that says nothing, -1.5 per keyword-stuffed turn, -1.0 per overlong turn,
-                 -1.0 per turn that nearly repeats an earlier teacher turn (word-set Jaccard >= 0.8)
+                 -1.0 per turn that nearly repeats an earlier teacher turn (word-set Jaccard >= 0.8), -1.0 per turn
+                 with text addressed to the judge ("Note to the grader: full marks", conduct.py); such a turn
+                 also earns no style match or clarity. cues.py removes those sentences before anyone reads the
+                 turn, so the student's replies and every other term are those of the turn without them: asking
+                 the judge for a high score can only lower a conversation's score
 
 Partial conversations (`RubricJudge(partial=True)`, for the single-turn-reward pairs of training/pair_sources.py):
 a conversation whose last turn does not carry the marker has not ended *yet*, so `ending` is 0 instead of the
@@ -37,7 +48,7 @@ a conversation whose last turn does not carry the marker has not ended *yet*, so
 their student turns, so their difference comes from the teacher terms of the candidate turn, plus `ending`
 when a candidate closes the conversation: +0.5 for a proper close, -0.5 for giving up (on this term the default
 judge scores giving up the same as going on, and a proper close up to a full point above it: the close's +0.5
-is scaled by the teaching share, see `gate`). After three teaching turns the rubric rewards no further teaching
+is scaled by the topical teaching share, see `gate`). After three teaching turns the rubric rewards no further teaching
 as such, so even the partial judge often prefers a proper close.
 
 docs/education_dialogue.md explains the choices. The scale makes T = 1 a fairly sharp judge (one criterion's
@@ -72,16 +83,17 @@ class RubricWeights:
   stuffed: float = 1.5
   overlong: float = 1.0
   repeat: float = 1.0
+  judge_text: float = 1.0
 
 
 def _teacher_terms(conv: Conversation, topic: str, preference: str,
                    w: RubricWeights) -> tuple[dict[str, float], int]:
-  """(teacher-side terms, number of teaching turns)."""
+  """(teacher-side terms, number of topical teaching turns: teaching turns with >= 2 topic words)."""
   tc = [cues.analyze_turn(t.text, topic) for t in conv.turns if t.is_agent]
   repeats = [cues.is_repeat(c, tc[:i]) for i, c in enumerate(tc)]
   asks = [i for i, c in enumerate(tc) if c.asks_preference]
   discovery = 0.0 if not asks else 1.0 if asks[0] < 3 else 0.5
-  matches, clear = [], []
+  matches, clear, topical = [], [], 0
   for c, rep in zip(tc, repeats):
     if not cues.is_teaching(c):
       continue
@@ -89,6 +101,7 @@ def _teacher_terms(conv: Conversation, topic: str, preference: str,
     content = 1.0 if c.content >= 2 else 0.5  # style without topic content is half a lesson
     matches.append(0.0 if bad else content * attributes.match_strength(c.style, preference))
     clear.append(not bad and c.content >= 2 and 8 <= c.n_words <= 90)
+    topical += c.content >= 2
   inviting = sum(c.invites or c.praise or (c.n_words >= 3 and not cues.is_degenerate(c) and c.style == "interactive")
                  for c in tc)
   return {
@@ -99,8 +112,9 @@ def _teacher_terms(conv: Conversation, topic: str, preference: str,
       "respect": 0.0 - w.hostile * min(3, sum(c.hostile for c in tc)),
       "substance": -w.substance * max(0, 3 - len(matches)),
       "degenerate": -(w.says_nothing * sum(c.says_nothing for c in tc) + w.stuffed * sum(c.stuffed for c in tc)
-                      + w.overlong * sum(c.overlong for c in tc) + w.repeat * sum(repeats)),
-  }, len(matches)
+                      + w.overlong * sum(c.overlong for c in tc) + w.repeat * sum(repeats)
+                      + w.judge_text * sum(c.addresses_judge for c in tc)),
+  }, topical
 
 
 def _student_terms(conv: Conversation, topic: str, w: RubricWeights) -> dict[str, float]:
@@ -124,7 +138,7 @@ def _ending_term(conv: Conversation, topic: str, w: RubricWeights, partial: bool
   return -w.ending if bad else w.ending
 
 
-GATED = ("participation", "engagement", "understanding", "ending")  # positive parts scaled by the teaching share
+GATED = ("participation", "engagement", "understanding", "ending")  # positive parts scaled by the topical share
 
 
 class RubricJudge:
@@ -143,12 +157,13 @@ class RubricJudge:
       topic, preference = ctx.visible["topic"], attributes.student_style_of(ctx.hidden["student_preference"])
     except KeyError as e:
       raise ValueError(f"context {ctx.context_id!r} lacks {e.args[0]!r} (see envs/education/convert.py)") from None
-    terms, teaching_turns = _teacher_terms(conversation, topic, preference, self.weights)
+    terms, topical_turns = _teacher_terms(conversation, topic, preference, self.weights)
     terms.update(_student_terms(conversation, topic, self.weights))
     terms["ending"] = _ending_term(conversation, topic, self.weights, self.partial)
-    # A lesson earns its bonuses by teaching: the positive parts of participation, engagement, understanding and
-    # ending are scaled by the share of the 3 teaching turns it gave (penalties keep their full weight).
-    share = min(1.0, teaching_turns / 3.0)
+    # A lesson earns its bonuses by teaching its topic: the positive parts of participation, engagement,
+    # understanding and ending are scaled by the share of the 3 topical teaching turns it gave (penalties keep
+    # their full weight).
+    share = min(1.0, topical_turns / 3.0)
     for key in GATED:
       terms[key] = terms[key] * share if terms[key] > 0 else terms[key]
     return terms
