@@ -6,13 +6,18 @@ Registered with Gin as `run` (gin_registry.py); `mtpo_jax.main` calls it after p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Callable
+import signal
+import threading
+import time
+from typing import Callable, Iterator
 
 import gin
 
 from mtpo_jax import atomic_files, run_config
+from mtpo_jax.pipeline import lock, stages
 
 
 def run_job(job: Callable[[], object] = gin.REQUIRED, model_dir: str = gin.REQUIRED,
@@ -41,15 +46,49 @@ def run_job(job: Callable[[], object] = gin.REQUIRED, model_dir: str = gin.REQUI
                                process_id=process_id)
     from mtpo_jax import distributed as dist
     logging.getLogger(__name__).info("jax.distributed: %s", dist.describe())
-  config_text = gin.config_str()
-  run_config.check_rerun(model_dir, config_text, allow_config_change)
-  if jax.process_index() == 0:
-    run_config.register(model_dir, config_text)
-  try:
-    result = job()
-  finally:
-    run_config.discard(model_dir)
-  if jax.process_index() == 0:
-    run_config.accept(model_dir)  # a job that wrote nothing still records what it ran
-    atomic_files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+  primary = jax.process_index() == 0
+  with contextlib.ExitStack() as stack:
+    if primary:
+      stack.enter_context(job_lock(model_dir))
+    config_text = gin.config_str()
+    run_config.check_rerun(model_dir, config_text, allow_config_change)
+    if primary:
+      run_config.register(model_dir, config_text)
+    if os.environ.get(stages.PARENT_PID_ENV):
+      watch_parent(int(os.environ[stages.PARENT_PID_ENV]))
+    try:
+      result = job()
+    finally:
+      run_config.discard(model_dir)
+    if primary:
+      run_config.accept(model_dir)  # a job that wrote nothing still records what it ran
+      atomic_files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
   return result
+
+
+@contextlib.contextmanager
+def job_lock(model_dir: str) -> Iterator[None]:
+  """MODEL_DIR/JOB.lock for the job (pipeline/lock.py): a second job on the same directory refuses with one line
+  naming the holder; a lock left by a killed job is taken over. A job that fails before writing anything leaves
+  no directory behind."""
+  created = not os.path.exists(model_dir)
+  try:
+    with lock.run_lock(model_dir, echo=logging.getLogger(__name__).warning, name=lock.JOB_LOCK_NAME, what="job"):
+      yield
+  finally:
+    if created and os.path.isdir(model_dir) and not os.listdir(model_dir):
+      os.rmdir(model_dir)
+
+
+def watch_parent(parent_pid: int, period_s: float = 1.0) -> threading.Thread:
+  """Sends this process SIGTERM once `parent_pid` is no longer its parent: a pipeline stage whose runner was
+  killed (kill -9, a lost session) saves a checkpoint and exits as if preempted, instead of training on as an
+  orphan that a rerun would duplicate."""
+  def watch():
+    while os.getppid() == parent_pid:
+      time.sleep(period_s)
+    logging.getLogger(__name__).warning("the pipeline (pid %d) is gone: stopping this stage", parent_pid)
+    os.kill(os.getpid(), signal.SIGTERM)
+  thread = threading.Thread(target=watch, name="watch-parent", daemon=True)
+  thread.start()
+  return thread

@@ -23,6 +23,12 @@ import os
 from mtpo_jax import atomic_files
 
 CONFIG_NAME = "config.gin"
+# Bindings that say where a run lives, how its processes are laid out, or which part of it runs now, not what it
+# computes: a run directory that was moved or copied, resumed on another number of processes (each process has its
+# own run.process_id), or a pipeline rerun for some of its stages continues without the flag.
+NOT_COMPARED = ("MODEL_DIR", "run.process_id", "run.num_processes", "run.coordinator_address", "run.distributed",
+                "run.num_cpu_devices", "run_pipeline.only", "run_pipeline.max_parallel",
+                "run_pipeline.compilation_cache")
 log = logging.getLogger(__name__)
 _pending: dict[str, str] = {}  # {absolute model_dir: config text} registered but not yet written
 
@@ -48,8 +54,10 @@ def binding_lines(text: str) -> list[str]:
 
 
 def changed_bindings(old: str, new: str) -> list[str]:
-  """`- binding` for each binding only in `old`, `+ binding` for each only in `new`, in file order."""
-  diff = difflib.ndiff(binding_lines(old), binding_lines(new))
+  """`- binding` for each binding only in `old`, `+ binding` for each only in `new`, in file order (NOT_COMPARED
+  bindings left out)."""
+  compared = lambda text: [b for b in binding_lines(text) if b.split("=")[0].strip() not in NOT_COMPARED]
+  diff = difflib.ndiff(compared(old), compared(new))
   return [f"{d[0]} {d[2:]}" for d in diff if d[:1] in "+-"]
 
 

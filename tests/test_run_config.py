@@ -29,6 +29,9 @@ def test_changed_bindings_by_hand():
   assert run_config.changed_bindings(OLD, new) == ["- LoopSettings.num_steps = 2", "+ LoopSettings.num_steps = 3"]
   assert run_config.changed_bindings(OLD, OLD + "\n\n# a comment\n") == []
   assert run_config.changed_bindings(OLD, OLD + "X.y = 1\n") == ["+ X.y = 1"]
+  moved = (OLD.replace("MODEL_DIR = '/tmp/run'", "MODEL_DIR = '/data/run'") + "run_pipeline.only = ['negotiation/']\n"
+           + "run.process_id = 1\nrun.num_processes = 2\n")
+  assert run_config.changed_bindings(OLD, moved) == []  # where it lives and which stages run now: not compared
 
 
 def test_rerun_with_other_bindings_is_refused_unless_allowed(tmp_path):

@@ -1,4 +1,6 @@
-"""One pipeline per run directory: `run_lock(run_dir)` holds MODEL_DIR/PIPELINE.lock while the graph runs.
+"""One process per run directory: `run_lock(run_dir)` holds MODEL_DIR/PIPELINE.lock while a pipeline's graph runs,
+and `run_lock(run_dir, name=JOB_LOCK_NAME, what="job")` holds MODEL_DIR/JOB.lock while any job of
+`python -m mtpo_jax.main` runs (launch.run_job), so two trainers never share a run directory.
 
 The lock file is created with O_EXCL and names its holder (pid, host, start time). A second pipeline on the same
 directory refuses with one line naming the holder. A lock whose holder is gone (same host, no such pid) is stale:
@@ -16,10 +18,11 @@ import time
 from typing import Callable, Iterator
 
 LOCK_NAME = "PIPELINE.lock"
+JOB_LOCK_NAME = "JOB.lock"
 
 
 class RunLockError(RuntimeError):
-  """Another pipeline holds the run directory."""
+  """Another pipeline or job holds the run directory."""
 
 
 def _alive(pid: int) -> bool:
@@ -40,11 +43,21 @@ def _read(path: str) -> dict:
     return {}
 
 
+def live_holder(run_dir: str, name: str = JOB_LOCK_NAME) -> dict | None:
+  """The holder ({pid, host, started}) of `run_dir`/`name` when it is a live process on this host, else None."""
+  holder = _read(os.path.join(run_dir, name))
+  pid = holder.get("pid")
+  if holder.get("host") == socket.gethostname() and isinstance(pid, int) and _alive(pid):
+    return holder
+  return None
+
+
 @contextlib.contextmanager
-def run_lock(run_dir: str, echo: Callable[[str], None] = print) -> Iterator[str]:
-  """Holds `run_dir`/PIPELINE.lock for the block (module docstring); yields the lock's path."""
+def run_lock(run_dir: str, echo: Callable[[str], None] = print, name: str = LOCK_NAME,
+             what: str = "pipeline") -> Iterator[str]:
+  """Holds `run_dir`/`name` for the block (module docstring); yields the lock's path."""
   os.makedirs(run_dir, exist_ok=True)
-  path = os.path.join(run_dir, LOCK_NAME)
+  path = os.path.join(run_dir, name)
   me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
   try:
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -52,13 +65,13 @@ def run_lock(run_dir: str, echo: Callable[[str], None] = print) -> Iterator[str]
     holder = _read(path)
     pid, host = holder.get("pid"), holder.get("host")
     if host == me["host"] and isinstance(pid, int) and not _alive(pid):
-      echo(f"[pipeline] taking over the stale lock {path} of pid {pid} on {host} (that process is gone)")
+      echo(f"[{what}] taking over the stale lock {path} of pid {pid} on {host} (that process is gone)")
       tmp = f"{path}.{me['pid']}.tmp"
       with open(tmp, "w") as f:
         json.dump(me, f)
       os.replace(tmp, path)
     else:
-      raise RunLockError(f"{run_dir} is in use by the pipeline with pid {pid} on host {host} (since "
+      raise RunLockError(f"{run_dir} is in use by the {what} with pid {pid} on host {host} (since "
                          f"{holder.get('started')}); wait for it to finish or stop it, or delete {path} if that "
                          "run is gone") from None
   else:

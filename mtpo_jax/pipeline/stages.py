@@ -33,11 +33,13 @@ import time
 from typing import Any, Callable, Sequence
 
 from mtpo_jax import atomic_files
+from mtpo_jax.pipeline import lock
 from mtpo_jax.training.loop import Preempted
 
 log = logging.getLogger(__name__)
 MARKER = "STAGE_DONE.json"
 LOG_NAME = "stage.log"
+PARENT_PID_ENV = "MTPO_PIPELINE_PID"  # a stage's job stops (saving a checkpoint) when this process is gone
 
 
 class StageConfigError(RuntimeError):
@@ -243,12 +245,29 @@ class Runner:
         return None
       self._finish(stage, time.time() - t0, summary, done, t_start)
       return None
+    self._wait_for_orphan(stage, out)
     handle = open(os.path.join(out, LOG_NAME), "a")
     handle.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(stage.command)}\n")
     handle.flush()
-    proc = subprocess.Popen(list(stage.command), stdout=handle, stderr=subprocess.STDOUT, env=self.env,
+    env = {**self.env, PARENT_PID_ENV: str(os.getpid())}
+    proc = subprocess.Popen(list(stage.command), stdout=handle, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)  # its own process group: signals reach it through us
     return stage, proc, t0, handle
+
+  def _wait_for_orphan(self, stage: Stage, out: str) -> None:
+    """Waits while a live process still holds the stage's JOB.lock: the stage of a pipeline that was killed,
+    which stops on its own (launch.watch_parent) after saving its checkpoint. Starting now would run it twice."""
+    holder = lock.live_holder(out)
+    if holder is None:
+      return
+    self.echo(f"[pipeline] {stage.name} is still running as pid {holder['pid']} (left by a stopped pipeline); "
+              "waiting for it to save and exit")
+    deadline = time.time() + self.stop_grace_s
+    while lock.live_holder(out) is not None:
+      if time.time() > deadline:
+        raise StageFailed(f"stage {stage.name!r} is still running as pid {holder['pid']} after "
+                          f"{self.stop_grace_s:.0f} s; stop it (kill {holder['pid']}) and rerun")
+      time.sleep(0.2)
 
   def _finish(self, stage: Stage, seconds: float, summary: dict, done: set, t_start: float) -> None:
     write_marker(stage, self.out_dir(stage), seconds, summary)

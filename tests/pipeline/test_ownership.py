@@ -107,3 +107,89 @@ def test_sigterm_to_the_pipeline_stops_its_stages_and_waits(tmp_path):
   with pytest.raises(ProcessLookupError):
     os.kill(stage_pid, 0)  # and it is gone (waited for, not orphaned)
   assert not os.path.exists(os.path.join(out, "slow", "STAGE_DONE.json"))  # the next run reruns it
+
+
+# ONE JOB PER RUN DIRECTORY (launch.job_lock), AND STAGES THAT OUTLIVE THEIR PIPELINE
+
+SFT = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu.gin", "--gin.LoopSettings.batch_size=8",
+       "--gin.LoopSettings.num_steps=1", "--gin.toy_teacher_split.num_train=16", "--gin.toy_teacher_split.num_eval=8",
+       "--gin.train_sft.eval_batches=1", "--gin.train_sft.num_samples=0"]
+
+
+def test_a_second_job_on_a_run_directory_refuses_in_one_line(tmp_path, capfd):
+  from mtpo_jax import main
+  d = str(tmp_path / "run")
+  os.makedirs(d)
+  with open(os.path.join(d, lock.JOB_LOCK_NAME), "w") as f:  # this live process holds it
+    json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-12-05 10:00:00"}, f)
+  assert main.cli([*SFT, f"--gin.MODEL_DIR='{d}'"]) == 1
+  err = capfd.readouterr().err
+  assert f"RunLockError: {d} is in use by the job with pid {os.getpid()} on host" in err and "Traceback" not in err
+  assert sorted(os.listdir(d)) == [lock.JOB_LOCK_NAME]  # nothing was written, the holder's lock kept
+
+
+def test_a_killed_jobs_lock_is_taken_over_and_released_at_the_end(tmp_path, caplog):
+  import logging
+  from mtpo_jax import main
+  d = str(tmp_path / "run")
+  os.makedirs(d)
+  with open(os.path.join(d, lock.JOB_LOCK_NAME), "w") as f:
+    json.dump({"pid": _dead_pid(), "host": socket.gethostname(), "started": "2026-12-05 10:00:00"}, f)
+  with caplog.at_level(logging.WARNING):
+    assert main.cli([*SFT, f"--gin.MODEL_DIR='{d}'"]) == 0
+  assert "[job] taking over the stale lock" in caplog.text
+  assert lock.JOB_LOCK_NAME not in os.listdir(d) and "checkpoints" in os.listdir(d)
+
+
+def test_a_refused_job_leaves_no_directory(tmp_path):
+  from mtpo_jax import main
+  d = tmp_path / "never"
+  assert main.cli([*SFT, f"--gin.MODEL_DIR='{d}'", "--gin.LoopSettings.num_steps=0"]) == 1
+  assert not d.exists()
+
+
+ORPHAN = """
+import os, signal, subprocess, sys, time
+out = sys.argv[1]
+if sys.argv[2] == "parent":  # starts the stage, then dies at once as if killed -9
+  subprocess.Popen([sys.executable, __file__, out, str(os.getpid())], start_new_session=True)
+  time.sleep(1.0)
+  os.kill(os.getpid(), signal.SIGKILL)
+else:
+  from mtpo_jax import launch
+  signal.signal(signal.SIGTERM, lambda *a: (open(os.path.join(out, "stopped"), "w").close(), sys.exit(75)))
+  launch.watch_parent(int(sys.argv[2]), period_s=0.1)  # the pid the pipeline passes in MTPO_PIPELINE_PID
+  open(os.path.join(out, "started"), "w").close()
+  time.sleep(120)
+"""
+
+
+def test_a_stage_whose_pipeline_was_killed_stops_on_its_own(tmp_path):
+  """kill -9 cannot be forwarded: the stage notices its parent is gone and stops (a trainer saves first)."""
+  import time
+  script = tmp_path / "orphan.py"
+  script.write_text(ORPHAN)
+  parent = subprocess.run([sys.executable, str(script), str(tmp_path), "parent"], timeout=120)
+  assert parent.returncode == -9
+  deadline = time.time() + 60
+  while not (tmp_path / "stopped").exists():
+    assert time.time() < deadline, "the orphaned stage kept running"
+    time.sleep(0.1)
+  assert (tmp_path / "started").exists()
+
+
+def test_the_runner_waits_for_a_stage_left_running_by_a_killed_pipeline(tmp_path):
+  from mtpo_jax.pipeline import stages
+  out = tmp_path / "run"
+  import threading
+  holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+  threading.Thread(target=holder.wait, daemon=True).start()  # reaped when it exits (no zombie holding the pid)
+  os.makedirs(out / "train")
+  with open(out / "train" / lock.JOB_LOCK_NAME, "w") as f:
+    json.dump({"pid": holder.pid, "host": socket.gethostname(), "started": "2026-12-05 10:00:00"}, f)
+  said = []
+  graph = [stages.Stage("train", command=(sys.executable, "-c", "pass"))]
+  stages.Runner(str(out), poll_seconds=0.05, echo=said.append, stop_grace_s=60).run(graph)
+  assert any("still running as pid" in s for s in said) and os.path.exists(out / "train" / "STAGE_DONE.json")
+  started = [s for s in said if s.startswith("[pipeline]") and "start train" in s]
+  assert len(started) == 1

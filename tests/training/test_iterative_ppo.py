@@ -129,7 +129,7 @@ def _run(model_dir, iterations, sft):
   """One job: gin parsed afresh, state, data and Q_i rebuilt from MODEL_DIR."""
   main.run(["--gin_file=experiments/iterative_ppo_tiny.gin", "--gin_file=meshes/cpu.gin", *SMALL,
             f"--gin.MODEL_DIR='{model_dir}'", f"--gin.SFT_CHECKPOINT='{sft}'",
-            f"--gin.LoopSettings.num_steps={iterations}"])
+            f"--gin.LoopSettings.num_steps={iterations}", "--allow_config_change"])  # resumes run longer
 
 
 def _lines(model_dir):

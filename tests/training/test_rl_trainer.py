@@ -63,7 +63,7 @@ def test_mtpo_resumes_with_identical_metrics(tmp_path):
   once = ["--gin.LoopSettings.save_every=1", "--gin.LoopSettings.eval_every=100"]  # evaluate only at the end
   _run("mtpo", "cpu", straight, 2, once)
   _run("mtpo", "cpu", resumed, 1, once)
-  _run("mtpo", "cpu", resumed, 2, once)  # a fresh process continues from the iteration-1 checkpoint
+  _run("mtpo", "cpu", resumed, 2, [*once, "--allow_config_change"])  # a fresh process continues from iteration 1
   a, b = _rows(straight), _rows(resumed)
   assert [r["step"] for r in b] == [1, 2] and "train/win_rate_vs_reference" in b[-1]
   skip = ("_s", "_per_s")  # wall-clock timings differ
@@ -72,7 +72,7 @@ def test_mtpo_resumes_with_identical_metrics(tmp_path):
       if k != "time" and not k.endswith(skip) and isinstance(v, float):
         np.testing.assert_allclose(rb[k], v, rtol=1e-5, atol=1e-6, err_msg=f"{k} at step {ra['step']}")
   with pytest.raises(Exception, match="different run"):
-    _run("rlhf_multi", "cpu", resumed, 3)
+    _run("rlhf_multi", "cpu", resumed, 3, ["--allow_config_change"])
 
 
 def test_bad_configurations_fail_clearly():
