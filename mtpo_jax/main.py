@@ -50,7 +50,8 @@ def parse_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def run(argv: Sequence[str] | None = None) -> object:
   """Parses the command line and runs the job; raises on any error (`main` turns errors into one line)."""
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  # force: importing the training stack already installed a WARNING-level root handler, which hid every INFO line
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
   logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU backend" on every CPU run
   args = parse_command(sys.argv[1:] if argv is None else argv)

@@ -172,7 +172,8 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """The command line's exit status: 0, or 1 with one error line on stderr (the traceback with --verbose)."""
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  # force: importing the training stack already installed a WARNING-level root handler, which hid every INFO line
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
   logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it reads at INFO
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
   argv = list(sys.argv[1:] if argv is None else argv)

@@ -118,6 +118,7 @@ class TrainLoop:
     self.writer: MetricsWriter | None = None
     self.bar = None
     self._signal: int | None = None
+    self._peer_stop = False  # another process was signalled (several processes agree in stop_requested)
     self._previous_handlers: dict[int, Any] = {}
 
   @property
@@ -149,7 +150,9 @@ class TrainLoop:
     stop = self._signal is not None
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
-      stop = bool(np.asarray(multihost_utils.process_allgather(np.int32(stop))).max())
+      anyone = bool(np.asarray(multihost_utils.process_allgather(np.int32(stop))).max())
+      self._peer_stop = anyone and not stop
+      stop = anyone
     return stop
 
   def preempt(self, step: int | None, state: Any = None, meta: dict[str, Any] | None = None) -> None:
@@ -160,7 +163,8 @@ class TrainLoop:
       where = f"saved step {step} in {self.ckpt.directory}"
     else:
       where = f"the last checkpoint is step {self.ckpt.latest_step()} in {self.ckpt.directory}"
-    name = signal.Signals(self._signal).name if self._signal else "a stop request"
+    name = (signal.Signals(self._signal).name if self._signal
+            else "a signal to another process" if self._peer_stop else "a stop request")
     message = f"stopped by {name}: {where}; rerun the same command to resume"
     log.warning(message)
     raise Preempted(message, step)

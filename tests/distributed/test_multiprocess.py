@@ -200,3 +200,42 @@ def test_host_gathers_are_exact_ragged_and_in_process_order(tmp_path):
     assert offset == [0, 0, 1][i]
     assert block == [[0, 2], [2, 5], [5, 7]][i]  # 7 items into blocks of 2, 3, 2
     assert primary == (i == 0)
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_every_process_at_the_same_step(tmp_path):
+  """A scheduler may signal one host first: SIGTERM to process 1 only. Every process must stop at the same
+  step (training/loop.py: one process_allgather of the stop flags per step), save it together and exit 75; the
+  same command then finishes, logging every step once with an uninterrupted 2-process run's values."""
+  import re
+  import signal
+  import subprocess
+  import time
+  args = [*SFT, "--gin.LoopSettings.num_steps=40", "--gin.LoopSettings.save_every=1000",
+          "--gin.LoopSettings.eval_every=1000", "--gin.train_sft.num_samples=0"]
+  straight, stopped = str(tmp_path / "straight"), str(tmp_path / "stopped")
+  run(straight, 2, 4, args)
+  port = launch_local.free_port()
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+  env.pop("XLA_FLAGS", None)
+  os.makedirs(stopped)
+  logs = [open(os.path.join(str(tmp_path), f"process_{i}.log"), "w") for i in range(2)]
+  procs = [subprocess.Popen(launch_local.process_command([*args, f"--gin.MODEL_DIR='{stopped}'"], i, 2, 4, port),
+                            env=env, stdout=logs[i], stderr=subprocess.STDOUT, cwd=REPO) for i in range(2)]
+  metrics_file = os.path.join(stopped, "metrics.jsonl")
+  deadline = time.time() + 600
+  while not (os.path.exists(metrics_file) and len(open(metrics_file).readlines()) >= 3):
+    assert time.time() < deadline and all(p.poll() is None for p in procs), "the run never logged 3 steps"
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGTERM)
+  assert [p.wait(timeout=300) for p in procs] == [75, 75]
+  texts = [open(os.path.join(str(tmp_path), f"process_{i}.log")).read() for i in range(2)]
+  steps = [re.search(r"stopped by (SIGTERM|a signal to another process): saved step (\d+)", t) for t in texts]
+  assert all(steps), [t[-2000:] for t in texts]
+  assert steps[0].group(2) == steps[1].group(2)  # the same step on both processes
+  assert "stopped by SIGTERM" in texts[1] and "stopped by a signal to another process" in texts[0]
+  run(stopped, 2, 4, args)
+  want, have = metrics(straight), metrics(stopped)
+  assert sorted(have) == sorted(want)
+  assert_same_metrics(want, have, rtol=0, atol=0)
+  assert_same_state(straight, stopped, atol=0)
