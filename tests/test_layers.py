@@ -13,7 +13,7 @@ from import_scan import scan
 
 # Lowest first. A name is a top-level module or package of mtpo_jax.
 LAYERS = (
-    ("types", "distributed", "openai_client", "tabular"),
+    ("types", "distributed", "openai_client", "tabular", "atomic_files", "cli_errors", "config_types", "run_config"),
     ("text", "models", "partitioning", "checkpoints", "testing"),
     ("rl",),
     ("envs",),
