@@ -177,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it reads at INFO
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
   argv = list(sys.argv[1:] if argv is None else argv)
-  return cli_errors.run_command("mtpo-evaluate", lambda: evaluate(argv) and 0, verbose="--verbose" in argv)
+  def body() -> int:
+    evaluate(argv)
+    return 0
+  return cli_errors.run_command("mtpo-evaluate", body, verbose="--verbose" in argv)
 
 
 if __name__ == "__main__":
