@@ -13,6 +13,7 @@ failed pipeline stages) keep their detail lines below the error line, indented.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -46,6 +47,22 @@ def format_error(prog: str, exc: BaseException) -> str:
     first, *detail = lines or [""]
     return "\n".join([f"{prog}: error: {type(exc).__name__}: {first}"] + [f"    {d}" for d in detail])
   return f"{prog}: error: {one_line(exc)}"
+
+
+def setup_logging() -> None:
+  """INFO and above on stderr, `time LEVEL name: message`, for the command lines. A library imported by the
+  training stack installs a plain WARNING-level stderr handler on the root logger first, which would hide every
+  INFO line (resumed from, the memory report, jax.distributed); that handler is replaced. Handlers of other types
+  (a test runner's capture handler) stay."""
+  root = logging.getLogger()
+  for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+    root.removeHandler(handler)
+  handler = logging.StreamHandler()
+  handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+  root.addHandler(handler)
+  root.setLevel(logging.INFO)
+  logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it reads and writes at INFO
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU backend" on every CPU run
 
 
 def verbose_requested(flag: bool = False) -> bool:

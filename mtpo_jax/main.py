@@ -10,7 +10,6 @@ Errors are one line on stderr (exit status 1); --verbose (or MTPO_VERBOSE=1) pri
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Sequence
 
@@ -50,10 +49,7 @@ def parse_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def run(argv: Sequence[str] | None = None) -> object:
   """Parses the command line and runs the job; raises on any error (`main` turns errors into one line)."""
-  # force: importing the training stack already installed a WARNING-level root handler, which hid every INFO line
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-  logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
-  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU backend" on every CPU run
+  cli_errors.setup_logging()
   args = parse_command(sys.argv[1:] if argv is None else argv)
   gin_registry.parse_config(args.gin_file, args.bindings)
   # launch.run_job with the parsed bindings

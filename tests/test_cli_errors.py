@@ -69,3 +69,23 @@ def test_usage_errors_pass_through():
     raise SystemExit(2)
   with pytest.raises(SystemExit):
     cli_errors.run_command("prog", usage)
+
+
+def test_setup_logging_shows_info_and_keeps_other_handlers(capfd):
+  import logging
+  root = logging.getLogger()
+  saved = (list(root.handlers), root.level)
+  library = logging.StreamHandler()  # what an imported library installs: plain, WARNING-level root
+  keep = logging.NullHandler()  # e.g. a test runner's capture handler
+  root.handlers[:] = [library, keep]
+  root.setLevel(logging.WARNING)
+  try:
+    cli_errors.setup_logging()
+    cli_errors.setup_logging()  # twice (one process, several runs): still one stderr handler
+    logging.getLogger("mtpo_jax.test").info("resumed from step 4")
+    err = capfd.readouterr().err
+    assert err.count("INFO mtpo_jax.test: resumed from step 4") == 1
+    assert library not in root.handlers and keep in root.handlers
+  finally:
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])

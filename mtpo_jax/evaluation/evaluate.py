@@ -19,7 +19,6 @@ metrics.jsonl), samples.md, and prints the Markdown table.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -172,10 +171,7 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """The command line's exit status: 0, or 1 with one error line on stderr (the traceback with --verbose)."""
-  # force: importing the training stack already installed a WARNING-level root handler, which hid every INFO line
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-  logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it reads at INFO
-  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+  cli_errors.setup_logging()
   argv = list(sys.argv[1:] if argv is None else argv)
   def body() -> int:
     evaluate(argv)
