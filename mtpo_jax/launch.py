@@ -54,8 +54,9 @@ def run_job(job: Callable[[], object] = gin.REQUIRED, model_dir: str = gin.REQUI
     run_config.check_rerun(model_dir, config_text, allow_config_change)
     if primary:
       run_config.register(model_dir, config_text)
-    if os.environ.get(stages.PARENT_PID_ENV):
-      watch_parent(int(os.environ[stages.PARENT_PID_ENV]))
+    parent = os.environ.pop(stages.PARENT_PID_ENV, "")  # popped: a process this job starts has another parent
+    if parent:
+      watch_parent(int(parent))
     try:
       result = job()
     finally:
