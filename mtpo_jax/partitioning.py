@@ -120,9 +120,9 @@ class Partitioner:
     axes = self.data_sharding(1).spec[0]
     axes = axes if isinstance(axes, tuple) else (axes,) if axes else ()
     shards = int(np.prod([self.mesh.shape[a] for a in axes])) if axes else 1
-    if rows % shards:
-      raise ValueError(f"{setting} = {rows} must be a multiple of {shards}, the data-parallel size of the mesh "
-                       f"{dict(self.mesh.shape)} (MeshSpec)")
+    if rows < 1 or rows % shards:
+      raise ValueError(f"{setting} = {rows} must be a positive multiple of {shards}, the data-parallel size of "
+                       f"the mesh {dict(self.mesh.shape)} (MeshSpec)")
 
   def batch_shardings(self, abstract_batch: Any) -> Any:
     return jax.tree.map(lambda x: self.data_sharding(len(x.shape)), abstract_batch)
@@ -227,4 +227,3 @@ def check_host_tree(host: Any, abstract: Any, message: str) -> None:
   else:
     first = f"{extra[0]} is not in the configured model ({len(extra)} extra)"
   raise ValueError(f"{message}: {first}")
-

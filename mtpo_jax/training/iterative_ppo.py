@@ -240,13 +240,6 @@ class QSettings:
       raise ValueError(f"unknown Q loss {self.loss!r}; expected one of {ppo.Q_LOSSES}")
 
 
-def _check_batch_sizes(partitioner: partitioning.Partitioner, **sizes: int) -> None:
-  shards = partitioner.mesh.shape["data"] * partitioner.mesh.shape["fsdp"]
-  for name, v in sizes.items():
-    if v < 1 or v % shards:
-      raise ValueError(f"{name}={v} must be a positive multiple of the mesh's batch shards (data x fsdp = {shards})")
-
-
 def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: Any = None,
                         hparams: ppo.PPOHParams = ppo.PPOHParams(), q: QSettings = QSettings(),
                         policy_optimizer: tuple[optax.GradientTransformation, Any],
@@ -272,7 +265,8 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
                  model_config=policy_config,
                  fall_back=loop.restore_earlier_if_corrupt) as run:
     partitioner = run.partitioner
-    _check_batch_sizes(partitioner, ppo_batch_size=hparams.batch_size, q_batch_size=q.batch_size)
+    partitioner.check_batch_size(hparams.batch_size, "PPOHParams.batch_size")
+    partitioner.check_batch_size(q.batch_size, "QSettings.batch_size")
     init_params = load_params(init_checkpoint) if init_checkpoint else None  # CheckpointError names a missing path
 
     # MODELS, STATE, RESUME

@@ -35,10 +35,8 @@ log = logging.getLogger(__name__)
 Pairs = Sequence[tuple[str, str]]
 
 
-def prepare_vocabulary(model_dir: str, texts: Sequence[str], vocab_size: int, vocab_path: str | None) -> Vocabulary:
-  """Uses `vocab_path` if given, else trains (once, on process 0) a SentencePiece model into the run directory."""
-  if vocab_path:
-    return Vocabulary(vocab_path)
+def prepare_vocabulary(model_dir: str, texts: Sequence[str], vocab_size: int) -> Vocabulary:
+  """The run directory's SentencePiece model, trained (once, on process 0) if it is not there yet."""
   path = os.path.join(model_dir, "vocab", "spm.model")
   if not os.path.exists(path) and distributed.is_primary():
     train_sentencepiece(texts, os.path.join(model_dir, "vocab", "spm"), vocab_size)
@@ -75,16 +73,17 @@ def train_sft(model_dir: str, model_config: T5Config, data: tuple[Pairs, Pairs],
     raise ValueError(f"train_sft.vocab_size = {vocab_size} does not fit T5Config.vocab_size = "
                      f"{model_config.vocab_size}: the model needs an embedding row for every piece")
   seed, batch_size = loop.seed, loop.batch_size
+  given = Vocabulary(vocab_path) if vocab_path else None
   with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
-                 vocab=Vocabulary(vocab_path) if vocab_path else None, model_config=model_config,
-                 fall_back=loop.restore_earlier_if_corrupt) as run:
+                 vocab=given, model_config=model_config, fall_back=loop.restore_earlier_if_corrupt) as run:
     partitioner = run.partitioner
     partitioner.check_batch_size(batch_size, "LoopSettings.batch_size")
     # Every setting has passed its checks: the run directory may now be written (a vocabulary is trained into it).
     run_config.accept(model_dir)
     os.makedirs(model_dir, exist_ok=True)
     train_pairs, eval_pairs = data
-    vocab = prepare_vocabulary(model_dir, [t for p in train_pairs for t in p], vocab_size, vocab_path)
+    vocab = given or prepare_vocabulary(model_dir, [t for p in train_pairs for t in p], vocab_size)
+    vocab.check_fits(model_config.vocab_size)  # a vocabulary trained here, or left by an earlier run of MODEL_DIR
     train = SFTBatches(train_pairs, vocab, batch_size, input_length, target_length, seed)
     evals = SFTBatches(eval_pairs, vocab, batch_size, input_length, target_length, seed + 1)
 

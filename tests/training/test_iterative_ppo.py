@@ -97,7 +97,7 @@ def _bad_call(tmp_path, **overrides):
 def test_bad_input_fails_clearly(tmp_path):
   with pytest.raises(ValueError, match="LoopSettings.num_steps must be >= 1"):
     _bad_call(tmp_path, loop=LoopSettings(num_steps=0))
-  with pytest.raises(ValueError, match=r"ppo_batch_size=6 must be a positive multiple .* = 8\)"):
+  with pytest.raises(ValueError, match=r"PPOHParams.batch_size = 6 must be a positive multiple of 8, "):
     _bad_call(tmp_path, hparams=ppo.PPOHParams(batch_size=6))
   with pytest.raises(ValueError, match="unknown QSettings.init"):
     _bad_call(tmp_path, q=ip.QSettings(init="zeros"))
