@@ -21,7 +21,7 @@ def register() -> None:
   if _REGISTERED:
     return
   from mtpo_jax import config_types, launch, partitioning
-  from mtpo_jax.data import education_examples, negotiation_examples, toy_teacher
+  from mtpo_tasks import text_tasks
   from mtpo_jax.envs.registry import ConversationSettings
   from mtpo_jax.models.config import T5Config
   from mtpo_jax.openai_client import ChatConfig
@@ -52,10 +52,9 @@ def register() -> None:
       "learned_reward_judge": learned.load_reward_judge, "learned_preference_judge": learned.load_preference_judge,
       "endpoint_judge": endpoint.endpoint_judge, "ChatConfig": ChatConfig,
       # data
-      "toy_teacher_split": toy_teacher.generate_split,
-      "education_teacher_sft_split": education_examples.teacher_sft_split,
-      "education_student_sft_split": education_examples.student_sft_split,
-      "negotiation_seller_sft_split": negotiation_examples.seller_sft_split,
+      # data: SeqIO task factories (each returns the name of the task it registers)
+      "toy_teacher_task": text_tasks.toy_teacher_task, "education_sft_task": text_tasks.education_sft_task,
+      "negotiation_sft_task": text_tasks.negotiation_sft_task,
   }
   for name, fn_or_class in names.items():
     gin.external_configurable(config_types.checked(fn_or_class, name), name)

@@ -6,7 +6,8 @@
     education_dialogue_<config>_conversation_pairs   two conversations on one context -> P(A better) (judge)
     education_dialogue_<config>_single_turn_pairs    prefix + two teacher turns -> P(A better) (judge)
 
-Inputs longer than the feature length lose their oldest turns first, with a marker (dialogue_format).
+Inputs longer than the feature length lose their oldest turns first, with a marker (dialogue_format); tokens
+still over the trainer's feature length are cut from the left (text_tasks.trim_inputs_left).
 TFDS data lives under $MTPO_TFDS_DIR (default ~/tensorflow_datasets); `released` configs read the JSON files
 from $MTPO_EDUCATION_DIALOGUE_DIR.
 """
@@ -23,6 +24,7 @@ import tensorflow as tf
 from mtpo_jax.data import education_examples as ex
 from mtpo_jax.data import education_pairs
 from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
+from mtpo_tasks import text_tasks
 from mtpo_tasks.education_dialogue_tfds import load_records
 
 INPUT_LENGTH, TARGET_LENGTH = 512, 128
@@ -85,8 +87,7 @@ def _dataset_fn(config: str, kind: str) -> Callable:
 
 
 def register() -> None:
-  vocab = seqio.SentencePieceVocabulary(DEFAULT_SPM_PATH, extra_ids=0)
-  features = {"inputs": seqio.Feature(vocab, add_eos=True), "targets": seqio.Feature(vocab, add_eos=True)}
+  features = text_tasks.text_features(DEFAULT_SPM_PATH)
   for config in CONFIGS:
     for kind in KINDS:
       name = task_name(config, kind)
@@ -94,10 +95,7 @@ def register() -> None:
         continue
       seqio.TaskRegistry.add(
           name, source=seqio.FunctionDataSource(_dataset_fn(config, kind), splits=list(SPLITS)),
-          output_features=features,
-          preprocessors=[seqio.preprocessors.tokenize, seqio.CacheDatasetPlaceholder(),
-                         seqio.preprocessors.append_eos_after_trim],
-          metric_fns=[])
+          output_features=features, preprocessors=text_tasks.text_preprocessors(), metric_fns=[])
 
 
 register()

@@ -1,4 +1,5 @@
-"""Registers every SeqIO task and maps a task name to its Python examples (for mtpo-inspect)."""
+"""Registers every static SeqIO task and mixture of the project (the parametrised SFT tasks of the pipeline are
+registered by their factories, text_tasks.py) and maps a task name to its Python examples."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import seqio
 import tensorflow as tf
 
 from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
-from mtpo_tasks import education_dialogue, negotiation
+from mtpo_tasks import education_dialogue, negotiation, text_tasks
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,17 +49,27 @@ def _negotiation_dataset_fn(kind: str):
 
 
 def register_negotiation() -> None:
-  vocab = seqio.SentencePieceVocabulary(DEFAULT_SPM_PATH, extra_ids=0)
-  features = {"inputs": seqio.Feature(vocab, add_eos=True), "targets": seqio.Feature(vocab, add_eos=True)}
+  features = text_tasks.text_features(DEFAULT_SPM_PATH)
   for kind in negotiation.KINDS:
     name = negotiation.task_name(kind)
     if name not in seqio.TaskRegistry.names():
       seqio.TaskRegistry.add(name, source=seqio.FunctionDataSource(_negotiation_dataset_fn(kind),
                                                                    splits=["train", "validation"]),
-                             output_features=features,
-                             preprocessors=[seqio.preprocessors.tokenize, seqio.CacheDatasetPlaceholder(),
-                                            seqio.preprocessors.append_eos_after_trim],
+                             output_features=features, preprocessors=text_tasks.text_preprocessors(),
                              metric_fns=[])
 
 
+# Teacher SFT on Education Dialogue mixed with seller SFT on negotiations, three rows to one: one policy model
+# for both dialogue settings (experiments/sft_mixture_tiny.gin trains the tiny T5 on it).
+SFT_MIXTURE = "dialogue_sft_mixture"
+SFT_MIXTURE_RATES = {education_dialogue.task_name("synthetic_small", "teacher_sft"): 3.0,
+                     negotiation.task_name("seller_sft"): 1.0}
+
+
+def register_mixtures() -> None:
+  if SFT_MIXTURE not in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.add(SFT_MIXTURE, list(SFT_MIXTURE_RATES.items()))
+
+
 register_negotiation()
+register_mixtures()

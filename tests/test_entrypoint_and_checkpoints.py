@@ -16,8 +16,8 @@ from mtpo_jax.checkpoints import CheckpointError, load_params
 
 N = 4
 BASE = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu.gin",
-        "--gin.LoopSettings.batch_size=8", "--gin.toy_teacher_split.num_train=200",
-        "--gin.toy_teacher_split.num_eval=16", "--gin.train_sft.eval_batches=1",
+        "--gin.LoopSettings.batch_size=8", "--gin.toy_teacher_task.num_train=200",
+        "--gin.toy_teacher_task.num_eval=16", "--gin.train_sft.eval_batches=1",
         f"--gin.LoopSettings.save_every={N}", "--gin.LoopSettings.log_every=1", "--gin.LoopSettings.eval_every=1000"]
 
 

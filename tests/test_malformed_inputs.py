@@ -30,9 +30,10 @@ from mtpo_jax.evaluation import evaluate
 
 SFT_ARGS = ["--gin_file=experiments/sft_education_tiny.gin", "--gin_file=meshes/cpu.gin",
             "--gin.LoopSettings.num_steps=2", "--gin.LoopSettings.batch_size=8", "--gin.LoopSettings.save_every=2",
-            "--gin.education_teacher_sft_split.num_train=8", "--gin.education_teacher_sft_split.num_eval=4",
-            "--gin.train_sft.eval_batches=1", "--gin.train_sft.num_samples=1", "--gin.train_sft.input_length=64",
-            "--gin.train_sft.target_length=16", "--gin.education_teacher_sft_split.max_input_tokens=63"]
+            "--gin.education_sft_task.num_train=8", "--gin.education_sft_task.num_eval=4",
+            "--gin.train_sft.eval_batches=1", "--gin.train_sft.num_samples=1",
+            "--gin.train_sft.task_feature_lengths={'inputs': 64, 'targets': 16}",
+            "--gin.education_sft_task.max_input_tokens=63"]
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,7 @@ SCORER = ("--gin_file=experiments/reward_model_tiny.gin", "--gin_file=meshes/cpu
           "--gin.LoopSettings.num_steps=1", "--gin.PairData.num_train=4", "--gin.PairData.num_eval=2")
 ENDPOINT = ("--gin.PairData.judge=@endpoint_judge()", "--gin.endpoint_judge.chat=@ChatConfig()",
             "--gin.ChatConfig.model='judge'", "--gin.ChatConfig.max_retries=0")
-DATA = "--gin.education_teacher_sft_split.data_dir='{ws}/data/%s'"
+DATA = "--gin.education_sft_task.data_dir='{ws}/data/%s'"
 const = lambda *parts: (lambda ws: list(parts))
 
 CASES = [
@@ -186,7 +187,7 @@ CASES = [
     # the vocabulary file
     Case("vocabulary_missing", "train", _train(INIT, "--gin.ConversationSettings.vocab_path='{ws}/none.model'",
                                                base=RL), lambda ws: [f"{ws}/none.model"]),
-    Case("vocabulary_garbage", "train", _train("--gin.train_sft.vocab_path='{ws}/garbage.model'"),
+    Case("vocabulary_garbage", "train", _train("--gin.education_sft_task.vocab_path='{ws}/garbage.model'"),
          lambda ws: [f"{ws}/garbage.model is not a readable SentencePiece model"]),
     # data
     Case("data_malformed_json", "train", _train(DATA % "malformed_json"),
@@ -197,7 +198,7 @@ CASES = [
          const("DataError", "conversation")),
     Case("data_overlong_turn", "train", _train(DATA % "overlong_turn"), const("DataError", "text")),
     Case("data_directory_empty", "train", _train(DATA % "empty_dir"), lambda ws: [f"{ws}/data/empty_dir"]),
-    Case("data_directory_is_a_file", "train", _train("--gin.education_teacher_sft_split.data_dir='{ws}/a_file'"),
+    Case("data_directory_is_a_file", "train", _train("--gin.education_sft_task.data_dir='{ws}/a_file'"),
          lambda ws: [f"{ws}/a_file"]),
     # the endpoint's replies
     Case("endpoint_not_json", "train", lambda ws, url: _train(*ENDPOINT, f"--gin.ChatConfig.base_url='{url}'",

@@ -53,8 +53,3 @@ def generate(num_examples: int, seed: int = 0) -> list[tuple[str, str]]:
     target = STYLES[style].format(topic=topic, fact=TOPICS[topic])
     out.append((source, target))
   return out
-
-
-def generate_split(num_train: int = 4000, num_eval: int = 256, seed: int = 0):
-  """(train, eval) pairs from disjoint seeds."""
-  return generate(num_train, seed), generate(num_eval, seed + 10_000)

@@ -197,6 +197,13 @@ def _padding_bias(mask: Array) -> Array:
   return jnp.where(mask[:, None, None, :] > 0, 0.0, _MASK_VALUE).astype(jnp.float32)
 
 
+def _segment_bias(query_segments: Array, key_segments: Array) -> Array:
+  """Packed rows (SeqIO's EncDecFeatureConverter(pack=True)): a token attends only within its own example.
+  query_segments [B, T], key_segments [B, S] (0 = padding) -> additive bias [B, 1, T, S]."""
+  same = query_segments[:, None, :, None] == key_segments[:, None, None, :]
+  return jnp.where(same, 0.0, _MASK_VALUE).astype(jnp.float32)
+
+
 class T5(nn.Module):
   """Encoder-decoder T5. `__call__` returns float32 logits [B, T, vocab] (teacher forcing)."""
   config: T5Config
@@ -218,12 +225,16 @@ class T5(nn.Module):
     x = jnp.take(self.shared, ids, axis=0).astype(self.config.dtype)
     return self.drop(_constrain(x, ("batch", "length", "embed")), deterministic=deterministic)
 
-  def encode(self, input_ids: Array, attention_mask: Array | None = None, deterministic: bool = True) -> Array:
-    """input_ids: [B, S] -> encoded [B, S, embed]."""
+  def encode(self, input_ids: Array, attention_mask: Array | None = None, deterministic: bool = True,
+             segment_ids: Array | None = None) -> Array:
+    """input_ids: [B, S] -> encoded [B, S, embed]. `segment_ids` [B, S]: packed examples (then the mask is
+    the segments'). Relative positions need no reset per segment: within one segment they are the
+    differences of row positions, and attention across segments is masked."""
     if attention_mask is None:
       attention_mask = (input_ids != self.config.pad_token_id).astype(jnp.int32)
     positions = jnp.arange(input_ids.shape[1])
-    bias = self.encoder_relpos(positions, positions) + _padding_bias(attention_mask)
+    mask_bias = _padding_bias(attention_mask) if segment_ids is None else _segment_bias(segment_ids, segment_ids)
+    bias = self.encoder_relpos(positions, positions) + mask_bias
     x = self.embed(input_ids, deterministic)
     for layer in self.encoder_layers:
       x = layer(x, bias, deterministic)
@@ -239,12 +250,17 @@ class T5(nn.Module):
     return _constrain(logits, ("batch", "length", "vocab"))
 
   def decoder_hidden(self, encoded: Array, encoder_mask: Array, decoder_input_ids: Array,
-                     deterministic: bool = True) -> Array:
-    """Teacher-forced decoder: final normalised hidden states [B, T, embed]."""
+                     deterministic: bool = True, encoder_segment_ids: Array | None = None,
+                     decoder_segment_ids: Array | None = None) -> Array:
+    """Teacher-forced decoder: final normalised hidden states [B, T, embed]. With segment ids ([B, S], [B, T]:
+    packed rows) each target token attends only its own example's earlier targets and inputs."""
     positions = jnp.arange(decoder_input_ids.shape[1])
     causal = jnp.where(positions[None, :] <= positions[:, None], 0.0, _MASK_VALUE)[None, None]
     self_bias = self.decoder_relpos(positions, positions) + causal
     cross_bias = _padding_bias(encoder_mask)
+    if decoder_segment_ids is not None:
+      self_bias = self_bias + _segment_bias(decoder_segment_ids, decoder_segment_ids)
+      cross_bias = _segment_bias(decoder_segment_ids, encoder_segment_ids)
     x = self.embed(decoder_input_ids, deterministic)
     for layer in self.decoder_layers:
       ck, cv = layer.cross_kv(encoded)
@@ -252,16 +268,23 @@ class T5(nn.Module):
     return self.drop(self.decoder_norm(x), deterministic=deterministic)
 
   def decode(self, encoded: Array, encoder_mask: Array, decoder_input_ids: Array,
-             deterministic: bool = True) -> Array:
+             deterministic: bool = True, encoder_segment_ids: Array | None = None,
+             decoder_segment_ids: Array | None = None) -> Array:
     """Teacher-forced decoder: logits [B, T, vocab] float32."""
-    return self._logits(self.decoder_hidden(encoded, encoder_mask, decoder_input_ids, deterministic))
+    return self._logits(self.decoder_hidden(encoded, encoder_mask, decoder_input_ids, deterministic,
+                                            encoder_segment_ids, decoder_segment_ids))
 
   def __call__(self, input_ids: Array, decoder_input_ids: Array, attention_mask: Array | None = None,
-               deterministic: bool = True) -> Array:
+               deterministic: bool = True, encoder_segment_ids: Array | None = None,
+               decoder_segment_ids: Array | None = None) -> Array:
+    """Logits [B, T, vocab]; segment ids ([B, S], [B, T]) for packed rows, both or neither."""
+    if (encoder_segment_ids is None) != (decoder_segment_ids is None):
+      raise ValueError("packed rows need both encoder_segment_ids and decoder_segment_ids")
     if attention_mask is None:
       attention_mask = (input_ids != self.config.pad_token_id).astype(jnp.int32)
-    encoded = self.encode(input_ids, attention_mask, deterministic)
-    return self.decode(encoded, attention_mask, decoder_input_ids, deterministic)
+    encoded = self.encode(input_ids, attention_mask, deterministic, encoder_segment_ids)
+    return self.decode(encoded, attention_mask, decoder_input_ids, deterministic, encoder_segment_ids,
+                       decoder_segment_ids)
 
   def init_cache(self, encoded: Array, max_length: int) -> DecoderCache:
     """Cache for `max_length` decoder positions; cross-attention K/V are computed once here."""

@@ -172,12 +172,14 @@ def _vocabulary_action(out_dir: str, data_dir: str, vocab_size: int) -> dict:
   return data_stages.train_vocabulary(out_dir, data_dir, vocab_size)
 
 
-def _sft(b: _Builder, name: str, split: str, data_dir: str, sizes: tuple[int, int], override_key: str) -> str:
-  """SFT on every record the data stage wrote (`sizes`: train, eval), unless the overrides ask for fewer."""
+def _sft(b: _Builder, name: str, task: str, data_dir: str, sizes: tuple[int, int], override_key: str,
+         task_bindings: Sequence[str] = ()) -> str:
+  """SFT on the SeqIO task the factory `task` registers over every record the data stage wrote (`sizes`: train,
+  eval) in the pipeline's vocabulary, unless the overrides ask for fewer."""
   return b.train(name, ["runs/sft.gin"], [
-      f"train_sft.data = @{split}()", f"{split}.data_dir = {_q(data_dir)}", f"{split}.vocab_path = {_q(b.vocab)}",
-      f"{split}.num_train = {sizes[0]}", f"{split}.num_eval = {sizes[1]}", f"train_sft.vocab_path = {_q(b.vocab)}",
-      *b.over(override_key)], ["vocabulary"])
+      f"train_sft.mixture_or_task_name = @{task}()", f"{task}.data_dir = {_q(data_dir)}",
+      f"{task}.vocab_path = {_q(b.vocab)}", f"{task}.num_train = {sizes[0]}", f"{task}.num_eval = {sizes[1]}",
+      *task_bindings, *b.over(override_key)], ["vocabulary"])
 
 
 def _scorer(b: _Builder, name: str, kind: str, source: str, sft: str, override_keys: Sequence[str],
@@ -231,10 +233,10 @@ def _evaluate(b: _Builder, name: str, env: str, runs: Mapping[str, Sequence[str]
 def _education(b: _Builder, data_dir: str) -> None:
   cfg = b.cfg
   sizes = (cfg.education_train, cfg.education_eval)
-  sft = _sft(b, "education/sft", "education_teacher_sft_split", os.path.join(data_dir, "education"), sizes, "sft")
+  sft = _sft(b, "education/sft", "education_sft_task", os.path.join(data_dir, "education"), sizes, "sft")
   if cfg.train_student:  # the environment model of digest A9 step 2
-    _sft(b, "education/sft_student", "education_student_sft_split", os.path.join(data_dir, "education"), sizes,
-         "sft_student")
+    _sft(b, "education/sft_student", "education_sft_task", os.path.join(data_dir, "education"), sizes,
+         "sft_student", ["education_sft_task.role = 'student'"])
   student = "education/sft_student" if cfg.environment_student == "learned" else None
   needed = [j for m in cfg.education_methods if (j := EDUCATION_METHODS[m].judge)]
   for judge in [j for j in JUDGES if j in needed]:
@@ -260,7 +262,7 @@ def _education(b: _Builder, data_dir: str) -> None:
 
 def _negotiation(b: _Builder, data_dir: str) -> None:
   cfg = b.cfg
-  sft = _sft(b, "negotiation/sft", "negotiation_seller_sft_split", os.path.join(data_dir, "negotiation"),
+  sft = _sft(b, "negotiation/sft", "negotiation_sft_task", os.path.join(data_dir, "negotiation"),
              (cfg.negotiation_train, cfg.negotiation_eval), "negotiation_sft")
   needed = [j for m in cfg.negotiation_methods if (j := NEGOTIATION_METHODS[m].judge)]
   oracle = ["ConversationSettings.env_name = 'negotiation'", "train_rl.eval_judge = @sale_reward_judge()"]

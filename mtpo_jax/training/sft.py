@@ -12,7 +12,8 @@ from mtpo_jax.models.t5 import T5
 from mtpo_jax.training.state import TrainState
 
 Batch = dict[str, jax.Array]  # encoder_input_tokens [B, S], decoder_input_tokens / decoder_target_tokens /
-                              # decoder_loss_weights [B, T] (SeqIO EncDecFeatureConverter names)
+                              # decoder_loss_weights [B, T] (SeqIO EncDecFeatureConverter names); packed rows
+                              # add encoder_segment_ids [B, S] and decoder_segment_ids [B, T]
 
 
 def token_cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -25,7 +26,9 @@ def token_cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Arra
 
 def sft_loss(params: Any, batch: Batch, rng: jax.Array, model: T5, deterministic: bool = False):
   logits = model.apply({"params": params}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
-                       deterministic=deterministic, rngs={"dropout": rng})
+                       deterministic=deterministic, rngs={"dropout": rng},
+                       encoder_segment_ids=batch.get("encoder_segment_ids"),
+                       decoder_segment_ids=batch.get("decoder_segment_ids"))
   loss, accuracy = token_cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
   return loss, {"accuracy": accuracy}
 

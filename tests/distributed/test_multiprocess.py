@@ -29,9 +29,9 @@ launch_local = _tool("launch_local")
 compare = _tool("compare_process_layouts")
 
 SFT = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu_multiprocess.gin",
-       "--gin.toy_teacher_split.num_train=256", "--gin.toy_teacher_split.num_eval=64", "--gin.LoopSettings.log_every=1",
+       "--gin.toy_teacher_task.num_train=256", "--gin.toy_teacher_task.num_eval=64", "--gin.LoopSettings.log_every=1",
        "--gin.LoopSettings.eval_every=6", "--gin.train_sft.eval_batches=2", "--gin.LoopSettings.save_every=3",
-       "--gin.train_sft.num_samples=2"]
+       "--gin.train_sft.num_samples=2", "--gin.train_sft.data_shards=2"]
 MTPO = ["--gin_file=experiments/mtpo_tiny.gin", "--gin_file=meshes/cpu_multiprocess.gin",
         "--gin.LoopSettings.batch_size=4", "--gin.ConversationSettings.max_agent_turns=2",
         "--gin.ConversationSettings.input_length=128",
@@ -81,6 +81,13 @@ def test_sft_two_processes_match_one_and_checkpoints_cross(tmp_path):
   assert len({s for s, _ in m1}) == 6
   assert_same_metrics(m1, m2)
   assert_same_state(one, two)
+  # SeqIO read data shard s (seqio.ShardInfo(s, 2)) in process s only; the single process read both
+  logs = {n: open(os.path.join(two, "process_logs", n)).read() for n in os.listdir(os.path.join(two, "process_logs"))}
+  for shard in (1, 2):
+    readers = [n for n, text in logs.items() if f"toy_teacher_sft/train shard {shard} of 2" in text]
+    assert len(readers) == 1, (shard, readers)
+  single = "".join(open(os.path.join(one, "process_logs", n)).read() for n in os.listdir(os.path.join(one, "process_logs")))
+  assert "train shard 1 of 2" in single and "train shard 2 of 2" in single
   # only process 0 wrote the human-facing files
   with open(os.path.join(two, "samples.txt")) as f:
     assert f.read().count("reference:") == 2

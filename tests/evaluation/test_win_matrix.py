@@ -194,7 +194,7 @@ def _save_runs(tmp_path):
   ckpt.save(3, {"state": state, "reference": p0}, {"iteration": 3, "algorithm": "mtpo"}, force=True)
   ckpt.close()
   (sft / "config.gin").write_text("MODEL_DIR = 'x'\n# Parameters for T5Config:\n" + CONFIG_GIN
-                                  + "train_sft.input_length = 256\n")
+                                  + "train_sft.task_feature_lengths = {'inputs': 256, 'targets': 64}\n")
   (rl / "config.gin").write_text(CONFIG_GIN + "train_rl.algorithm = 'mtpo'\nConversationSettings.input_length = 64\n"
                                  "ConversationSettings.max_agent_turns = 2\nConversationSettings.max_turn_tokens = 8\n")
   with open(rl / "metrics.jsonl", "w") as f:

@@ -112,7 +112,7 @@ def test_sigterm_to_the_pipeline_stops_its_stages_and_waits(tmp_path):
 # ONE JOB PER RUN DIRECTORY (launch.job_lock), AND STAGES THAT OUTLIVE THEIR PIPELINE
 
 SFT = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu.gin", "--gin.LoopSettings.batch_size=8",
-       "--gin.LoopSettings.num_steps=1", "--gin.toy_teacher_split.num_train=16", "--gin.toy_teacher_split.num_eval=8",
+       "--gin.LoopSettings.num_steps=1", "--gin.toy_teacher_task.num_train=16", "--gin.toy_teacher_task.num_eval=8",
        "--gin.train_sft.eval_batches=1", "--gin.train_sft.num_samples=0"]
 
 

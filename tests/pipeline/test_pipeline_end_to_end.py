@@ -24,8 +24,8 @@ MICRO = [
 
 
 def micro_overrides() -> str:
-  sft = ["LoopSettings.num_steps = 4", "LoopSettings.batch_size = 4", "train_sft.input_length = 64",
-         "train_sft.target_length = 16", "LoopSettings.eval_every = 4", "LoopSettings.save_every = 4"]
+  sft = ["LoopSettings.num_steps = 4", "LoopSettings.batch_size = 4", "train_sft.task_feature_lengths = {'inputs': 64, 'targets': 16}",
+         "LoopSettings.eval_every = 4", "LoopSettings.save_every = 4"]
   scorer = ["PairData.num_train = 8", "PairData.num_eval = 4", "LoopSettings.num_steps = 2",
             "LoopSettings.batch_size = 4", "train_scorer.input_length = 64", "LoopSettings.eval_every = 2",
             "LoopSettings.save_every = 2", "ConversationSettings.max_agent_turns = 2",

@@ -22,8 +22,8 @@ from tests.pipeline.test_pipeline_end_to_end import MICRO
 pytestmark = pytest.mark.slow
 
 STAGE = "education/sft"
-SFT = ["LoopSettings.num_steps = 40", "LoopSettings.batch_size = 4", "train_sft.input_length = 64",
-       "train_sft.target_length = 16", "LoopSettings.eval_every = 1000", "LoopSettings.save_every = 10",
+SFT = ["LoopSettings.num_steps = 40", "LoopSettings.batch_size = 4", "train_sft.task_feature_lengths = {'inputs': 64, 'targets': 16}",
+       "LoopSettings.eval_every = 1000", "LoopSettings.save_every = 10",
        "LoopSettings.log_every = 1", "train_sft.num_samples = 0"]
 BINDINGS = [*MICRO, "PipelinePlan.overrides = " + json.dumps({"sft": SFT}), f"run_pipeline.only = ['{STAGE}']"]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -88,7 +88,7 @@ def test_learned_student_is_wired_into_every_education_stage(tiny_config):
       assert f"{tiny_config.run_dir}/{student}/checkpoints" in text, stage.name
     elif stage.name.startswith("negotiation/"):
       assert student not in stage.deps and "student" not in text, stage.name
-  assert "education_student_sft_split" in " ".join(next(s for s in graph if s.name == student).command)
+  assert "education_sft_task.role = 'student'" in " ".join(next(s for s in graph if s.name == student).command)
   scripted = plan.build(tiny_config)  # the default: trained, but the scripted student plays the environment
   assert any(s.name == student for s in scripted)
   assert not any(student in s.deps for s in scripted)

@@ -53,16 +53,20 @@ def test_data_stage_round_trips_into_the_sft_splits(tmp_path):
   summary = data_stages.write_data(str(tmp_path), seed=0, education_train=12, education_eval=4,
                                    negotiation_train=6, negotiation_eval=3)
   assert summary["education_records"] == 16 and summary["negotiation_records"] == 9
-  assert ex.teacher_sft_split(12, 4, 0, data_dir=str(tmp_path / "education")) == ex.teacher_sft_split(12, 4, 0)
-  student = ex.student_sft_split(12, 4, 0, data_dir=str(tmp_path / "education"))
-  assert student[0] and all("| learns best:" in x for x, _ in student[0])
-  seller = nx.seller_sft_split(6, 3, 0, data_dir=str(tmp_path / "negotiation"))
-  assert seller == nx.seller_sft_split(6, 3, 0)
-  assert all(x.startswith("car: ") and x.endswith("Seller:") and "budget" not in x for x, _ in seller[0])
+  education = str(tmp_path / "education")
+  for split, num in (("train", 12), ("eval", 4)):
+    assert ex.sft_examples("teacher", split, num, data_dir=education) == ex.sft_examples("teacher", split, num)
+  student = ex.sft_examples("student", "train", 12, data_dir=education)
+  assert student and all("| learns best:" in e["inputs"] for e in student)
+  seller = nx.seller_sft_examples("train", 6, data_dir=str(tmp_path / "negotiation"))
+  assert seller == nx.seller_sft_examples("train", 6)
+  assert nx.seller_sft_examples("eval", 3, data_dir=str(tmp_path / "negotiation")) == nx.seller_sft_examples("eval", 3)
+  assert all(e["inputs"].startswith("car: ") and e["inputs"].endswith("Seller:") and "budget" not in e["inputs"]
+             for e in seller)
   with pytest.raises(ValueError, match="holds 12 train records, 13 were asked for"):
-    ex.teacher_sft_split(13, 4, 0, data_dir=str(tmp_path / "education"))
+    ex.sft_examples("teacher", "train", 13, data_dir=education)
   with pytest.raises(FileNotFoundError, match="no conversations_train"):
-    ex.teacher_sft_split(1, 1, 0, data_dir=str(tmp_path))
+    ex.sft_examples("teacher", "train", 1, data_dir=str(tmp_path))
 
 
 def test_vocabulary_stage_trains_on_the_written_data(tmp_path):

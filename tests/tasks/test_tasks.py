@@ -10,6 +10,7 @@ seqio = pytest.importorskip("seqio")
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from mtpo_jax.testing import project_vocabulary
+from mtpo_tasks import negotiation
 from mtpo_jax.envs.education import generator  # noqa: E402
 from mtpo_jax.envs.education.convert import record_id  # noqa: E402
 
@@ -84,7 +85,8 @@ def test_teacher_sft_task_end_to_end(tfds_dir):
 
 def test_every_task_yields_examples(tfds_dir):
   from mtpo_tasks import registry
-  names = [t for t in seqio.TaskRegistry.names() if "synthetic_small" in t or t.startswith("negotiation")]
+  names = [t for t in seqio.TaskRegistry.names() if "synthetic_small" in t
+           or t.startswith("negotiation_") and "generated" not in t and "files" not in t]
   assert len(names) == 9
   for name in names:
     first = next(iter(registry.python_examples(name, "validation")))
@@ -98,8 +100,29 @@ def test_inspect_cli(tfds_dir, capsys):
   from mtpo_jax import inspect_cli
   assert inspect_cli.main(["education_dialogue_synthetic_small_teacher_sft", "-n", "2"]) == 0
   out = capsys.readouterr().out
-  assert out.count("--- inputs ---") == 2 and "Teacher:" in out
+  assert out.count("--- inputs (") == 2 and "Teacher:" in out
   assert inspect_cli.main(["negotiation_seller_sft", "--stats", "--json"]) == 0
   stats = json.loads(capsys.readouterr().out)
   assert stats["examples"] > 100 and stats["input_tokens"]["max"] <= 512
   assert inspect_cli.main(["education_dialogue_synthetic_small_teacher_sf"]) == 2
+
+
+def test_inspect_shows_the_tokens_the_trainer_reads(tfds_dir, capsys):
+  """--batch rows are the trainer's batch, token for token; the default view counts what the length cut."""
+  from mtpo_jax import inspect_cli
+  from mtpo_jax.data.task_data import TaskBatches, TaskFeed
+  task = "negotiation_seller_sft"
+  assert inspect_cli.main([task, "--split", "train", "--batch", "3", "--batch_size", "4", "--seed", "2",
+                           "--inputs_length", "24", "--targets_length", "8", "--ids", "--json", "-n", "4"]) == 0
+  rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  batch = TaskBatches(TaskFeed(task, {"inputs": 24, "targets": 8}, "train"), 4, seed=2).batch(3)
+  for row, ids, targets in zip(rows, batch["encoder_input_tokens"], batch["decoder_target_tokens"]):
+    assert row["inputs_ids"] == [int(i) for i in ids if i] and row["targets_ids"] == [int(i) for i in targets if i]
+  assert len(rows) == 4
+  assert inspect_cli.main([task, "--split", "train", "--inputs_length", "24", "--json", "-n", "2"]) == 0
+  shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  count = lambda text: len(project_vocabulary().encode(text))
+  python = list(negotiation.examples("seller_sft", "train", 511, count))[:2]
+  for row, py in zip(shown, python):
+    full = len(project_vocabulary().encode(py["inputs"])) + 1  # with EOS
+    assert row["inputs_tokens"] == 24 and row["inputs_cut"] == full - 24

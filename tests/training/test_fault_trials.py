@@ -51,7 +51,7 @@ class Trainer:
 TRAINERS = {
     "sft": Trainer("sft", (
         "--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu.gin", "--gin.LoopSettings.batch_size=8",
-        "--gin.toy_teacher_split.num_train=200", "--gin.toy_teacher_split.num_eval=16",
+        "--gin.toy_teacher_task.num_train=200", "--gin.toy_teacher_task.num_eval=16",
         "--gin.train_sft.eval_batches=1", "--gin.train_sft.num_samples=0", "--gin.LoopSettings.save_every=30",
         "--gin.LoopSettings.log_every=1", "--gin.LoopSettings.eval_every=1000", "--gin.LoopSettings.num_steps=100"),
         0.7),

@@ -24,7 +24,7 @@ from mtpo_jax.training.loop import PREEMPTED_EXIT_STATUS
 
 STEPS = 150
 BASE = ["--gin_file=experiments/sft_tiny.gin", "--gin_file=meshes/cpu.gin", "--gin.LoopSettings.batch_size=8",
-        "--gin.toy_teacher_split.num_train=200", "--gin.toy_teacher_split.num_eval=16",
+        "--gin.toy_teacher_task.num_train=200", "--gin.toy_teacher_task.num_eval=16",
         "--gin.train_sft.eval_batches=1", "--gin.train_sft.num_samples=0", "--gin.LoopSettings.save_every=1000",
         "--gin.LoopSettings.log_every=1", "--gin.LoopSettings.eval_every=1000",
         f"--gin.LoopSettings.num_steps={STEPS}"]

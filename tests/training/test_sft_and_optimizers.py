@@ -17,6 +17,7 @@ from mtpo_jax.checkpoints import load_params
 from mtpo_jax.training.loop import LoopSettings
 from mtpo_jax.training.sft import token_cross_entropy
 from mtpo_jax.training.sft_trainer import train_sft
+from mtpo_tasks.text_tasks import toy_teacher_task
 
 
 def test_token_cross_entropy_by_hand():
@@ -87,15 +88,15 @@ def test_no_gradient_clip_unless_asked():
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-  config = tiny_config(256)
+  config = tiny_config(3072)
   # The rate turns NaN from step 3 on, so step 4's loss is NaN; checkpoints are due every 2 steps.
   schedule = lambda step: jnp.where(step < 3, 1e-3, jnp.nan)
   tx = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(schedule))
-  data = (toy_teacher.generate(64, 0), toy_teacher.generate(8, 1))
   with pytest.raises(FloatingPointError, match="non-finite loss.*step 4.*last good checkpoint is step 2"):
-    train_sft(str(tmp_path), config, data, optimizer=(tx, schedule),
+    train_sft(str(tmp_path), config, toy_teacher_task(64, 8), {"inputs": 16, "targets": 16},
+              optimizer=(tx, schedule),
               loop=LoopSettings(num_steps=10, batch_size=8, log_every=1, save_every=2, eval_every=100),
-              input_length=16, target_length=16, vocab_size=256, eval_batches=1)
+              eval_batches=1)
   params = load_params(os.path.join(tmp_path, "checkpoints"))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
