@@ -2,6 +2,7 @@
 
     python -m mtpo_jax.data_cli validate FILE...     # one line per problem: FILE:INDEX: FIELD: what is wrong
     python -m mtpo_jax.data_cli generate --out DIR   # synthetic data in the released format and split sizes
+    python -m mtpo_jax.data_cli contexts TASK --out FILE   # an *_rl_contexts task's contexts, for RL runs
 
 `validate` writes nothing; it exits 1 if any file has a problem (a summary goes to stderr) and 0 with a
 one-line summary on stdout when every file is clean. Usage errors exit 2.
@@ -49,6 +50,16 @@ def _generate(args: argparse.Namespace) -> int:
   return 0
 
 
+def _contexts(args: argparse.Namespace) -> int:
+  """The offline cache step of the RL contexts (data/task_contexts.py): SeqIO reads the task here, once, and
+  the RL runs read the file (`ContextSource.file`) without importing TensorFlow."""
+  from mtpo_jax.data import task_contexts
+  contexts = task_contexts.read_task_contexts(args.task, args.split, args.task_module)
+  task_contexts.write_contexts_file(args.out, contexts)
+  print(f"wrote {len(contexts)} contexts of {args.task} [{args.split}] to {args.out}")
+  return 0
+
+
 VERBOSE_HELP = f"print the traceback behind an error (or set {cli_errors.VERBOSE_ENV}=1)"
 
 
@@ -68,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
   g.add_argument("--num_eval", type=int, default=generator.NUM_EVAL)
   g.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
   g.set_defaults(run=_generate)
+  c = sub.add_parser("contexts", help="write the contexts of an *_rl_contexts SeqIO task to a file RL runs read")
+  c.add_argument("task", help="e.g. education_dialogue_synthetic_small_rl_contexts")
+  c.add_argument("--out", required=True, help="the contexts file (JSON lines; ContextSource.file)")
+  c.add_argument("--split", default="train")
+  c.add_argument("--task_module", action="append", default=[], help="a module that registers tasks (repeatable)")
+  c.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+  c.set_defaults(run=_contexts)
   return parser
 
 

@@ -21,6 +21,7 @@ def register() -> None:
   if _REGISTERED:
     return
   from mtpo_jax import config_types, launch, partitioning
+  from mtpo_jax.data import task_contexts
   from mtpo_tasks import text_tasks
   from mtpo_jax.envs.registry import ConversationSettings
   from mtpo_jax.models.config import T5Config
@@ -54,7 +55,7 @@ def register() -> None:
       # data
       # data: SeqIO task factories (each returns the name of the task it registers)
       "toy_teacher_task": text_tasks.toy_teacher_task, "education_sft_task": text_tasks.education_sft_task,
-      "negotiation_sft_task": text_tasks.negotiation_sft_task,
+      "negotiation_sft_task": text_tasks.negotiation_sft_task, "ContextSource": task_contexts.ContextSource,
   }
   for name, fn_or_class in names.items():
     gin.external_configurable(config_types.checked(fn_or_class, name), name)

@@ -79,9 +79,9 @@ def examples(config: str, kind: str, split: str, max_input_tokens: int | None = 
 def _dataset_fn(config: str, kind: str) -> Callable:
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del shuffle_files, seed  # examples are generated in a fixed order; shuffle downstream
-    gen = lambda: ({"inputs": e["inputs"], "targets": e["targets"], "id": e["id"]}
-                   for e in examples(config, kind, SPLITS[split]))
-    sig = {k: tf.TensorSpec((), tf.string) for k in ("inputs", "targets", "id")}
+    keys = ("inputs", "targets", "id") + (("context",) if kind == "rl_contexts" else ())
+    gen = lambda: ({k: e[k] for k in keys} for e in examples(config, kind, SPLITS[split]))
+    sig = {k: tf.TensorSpec((), tf.string) for k in keys}
     return tf.data.Dataset.from_generator(gen, output_signature=sig)
   return dataset_fn
 

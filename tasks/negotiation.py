@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from typing import Iterator
@@ -16,6 +17,8 @@ from mtpo_jax.text import dialogue_format as fmt
 from mtpo_jax.data.education_examples import flat_map
 from mtpo_jax.data.negotiation_examples import header as _header
 from mtpo_jax.data.negotiation_examples import turn_examples as _turn_examples
+from mtpo_jax.data.task_contexts import context_to_json
+from mtpo_jax.envs.negotiation.generator import record_to_conversation
 
 NUM = {"train": 4000, "validation": 400}
 SEED = {"train": 0, "validation": 1}
@@ -45,7 +48,10 @@ def examples(kind: str, split: str, max_input_tokens: int | None = 511, count_to
     for r in _records(split):
       inputs, _ = fmt.fit_history(_header(r, False), [], "Seller:", None)
       yield {"inputs": inputs, "targets": r["background_info"]["car"].get("model", "car"),
-             "background": json.dumps(r["background_info"], sort_keys=True), "id": r["id"], "truncated": False}
+             "background": json.dumps(r["background_info"], sort_keys=True), "id": r["id"], "truncated": False,
+             # the start state only: the scripted seller's strategy that played the record stays out
+             "context": context_to_json(dataclasses.replace(
+                 record_to_conversation({**r, "conversation": []}).context, extra={}))}
   elif kind == "conversation_pairs":
     yield from _pairs(split, max_input_tokens, count_tokens)
   else:

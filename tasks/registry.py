@@ -41,10 +41,9 @@ def python_examples(task: str, split: str, max_input_tokens: int | None = None) 
 def _negotiation_dataset_fn(kind: str):
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del shuffle_files, seed
-    gen = lambda: ({k: e[k] for k in ("inputs", "targets", "id")}
-                   for e in negotiation.examples(kind, split, 511, _token_counter()))
-    return tf.data.Dataset.from_generator(gen, output_signature={k: tf.TensorSpec((), tf.string)
-                                                                for k in ("inputs", "targets", "id")})
+    keys = ("inputs", "targets", "id") + (("context",) if kind == "rl_contexts" else ())
+    gen = lambda: ({k: e[k] for k in keys} for e in negotiation.examples(kind, split, 511, _token_counter()))
+    return tf.data.Dataset.from_generator(gen, output_signature={k: tf.TensorSpec((), tf.string) for k in keys})
   return dataset_fn
 
 

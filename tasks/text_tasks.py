@@ -31,24 +31,27 @@ _PARAMETERS: dict[str, tuple] = {}
 
 
 def trim_inputs_left(dataset, output_features, sequence_length=None):
-  """Keeps the last tokens of "inputs" that fit its feature length (less one for EOS when the feature adds it),
-  so the EOS that append_eos_after_trim adds follows the newest context rather than cutting it off."""
-  if not sequence_length or sequence_length.get("inputs") is None:
+  """Keeps the last tokens of "inputs" (and of every "inputs_*" feature) that fit its feature length, less one
+  for EOS when the feature adds it, so the EOS that append_eos_after_trim adds follows the newest context
+  rather than cutting it off."""
+  keep = {k: n - int(output_features[k].add_eos) for k, n in (sequence_length or {}).items()
+          if k.startswith("inputs") and k in output_features and n is not None}
+  if not keep:
     return dataset
   import tensorflow as tf
-  keep = sequence_length["inputs"] - int(output_features["inputs"].add_eos)
 
   def trim(example):
     example = dict(example)
-    example["inputs"] = example["inputs"][-keep:]
+    for key, n in keep.items():
+      example[key] = example[key][-n:]
     return example
   return dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def text_features(vocab_path: str = DEFAULT_SPM_PATH) -> dict:
+def text_features(vocab_path: str = DEFAULT_SPM_PATH, keys: Sequence[str] = TEXT_KEYS) -> dict:
   import seqio
   vocab = seqio.SentencePieceVocabulary(vocab_path, extra_ids=0)
-  return {k: seqio.Feature(vocab, add_eos=True) for k in TEXT_KEYS}
+  return {k: seqio.Feature(vocab, add_eos=True) for k in keys}
 
 
 def text_preprocessors() -> list:
@@ -73,6 +76,32 @@ def register_text_task(name: str, examples: Callable[[str], Iterable[dict]], voc
   seqio.TaskRegistry.remove(name)
   seqio.TaskRegistry.add(name, source=seqio.FunctionDataSource(dataset_fn, splits=list(splits)),
                          output_features=text_features(vocab_path), preprocessors=text_preprocessors(),
+                         metric_fns=[])
+  return name
+
+
+def register_pair_task(name: str, examples: Callable[[str], Iterable[dict]], text_keys: Sequence[str],
+                       vocab_path: str = DEFAULT_SPM_PATH, splits: Sequence[str] = SPLITS) -> str:
+  """Registers (or replaces) a judge-training task `name`: split `s` is `examples(s)`, dicts with the text
+  features `text_keys` (every one an "inputs*" name: tokenised, trimmed from the left, EOS) and float "label"
+  (P(a better than b)), plus "label_reversed" when given. The scorers read it (data/task_data.read_padded)."""
+  import seqio
+  import tensorflow as tf
+  if not all(k.startswith("inputs") for k in text_keys):
+    raise ValueError(f"pair task text features must be named inputs*, got {list(text_keys)}")
+  numeric = ("label", "label_reversed")
+
+  def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
+    del shuffle_files, seed
+    rows = list(examples(split))
+    floats = [k for k in numeric if rows and k in rows[0]]
+    signature = {**{k: tf.TensorSpec((), tf.string) for k in text_keys},
+                 **{k: tf.TensorSpec((), tf.float32) for k in floats}}
+    return tf.data.Dataset.from_generator(lambda: ({k: e[k] for k in signature} for e in rows),
+                                          output_signature=signature)
+  seqio.TaskRegistry.remove(name)
+  seqio.TaskRegistry.add(name, source=seqio.FunctionDataSource(dataset_fn, splits=list(splits)),
+                         output_features=text_features(vocab_path, text_keys), preprocessors=text_preprocessors(),
                          metric_fns=[])
   return name
 

@@ -79,16 +79,15 @@ def leaf_tasks(name: str, modules: Sequence[str] = ()) -> list[tuple[str, float]
   return [(provider.name, 1.0)]
 
 
-def sentencepiece_path(name: str, modules: Sequence[str] = ()) -> str:
-  """The SentencePiece model file of a task's (or every mixed task's) "inputs" and "targets" features."""
+def sentencepiece_path(name: str, modules: Sequence[str] = (), keys: Sequence[str] = ("inputs", "targets")) -> str:
+  """The SentencePiece model file of a task's (or every mixed task's) features `keys`."""
   import seqio
   paths = set()
   for task_name, _ in leaf_tasks(name, modules):
     features = seqio.get_mixture_or_task(task_name).output_features
-    for key in ("inputs", "targets"):
+    for key in keys:
       if key not in features:
-        raise TaskDataError(f"task {task_name!r} has no {key!r} feature; encoder-decoder trainers need "
-                            "'inputs' and 'targets'")
+        raise TaskDataError(f"task {task_name!r} has no {key!r} feature; this trainer reads {list(keys)}")
       vocab = features[key].vocabulary
       if not isinstance(vocab, seqio.SentencePieceVocabulary):
         raise TaskDataError(f"task {task_name!r} feature {key!r} uses {type(vocab).__name__}; the trainers "
@@ -117,22 +116,69 @@ def read_converted(task_name: str, split: str, task_feature_lengths: Mapping[str
                         shard_info=seqio.ShardInfo(shard, num_shards) if num_shards > 1 else None)
   ds = seqio.EncDecFeatureConverter(pack=use_packing)(ds, dict(task_feature_lengths))
   chunks: dict[str, list[np.ndarray]] = {}
-  try:
-    for batch in ds.batch(4096).as_numpy_iterator():
-      for key, value in batch.items():
-        chunks.setdefault(key, []).append(value)
-  except Exception as e:  # tf.errors.OpError: a source's own exception arrives wrapped in TensorFlow's
-    if not type(e).__module__.startswith("tensorflow"):
-      raise
-    detail = [line for line in str(e).splitlines() if line.strip()]
-    raise TaskDataError(f"reading task {task_name!r} split {split!r}: {detail[0] if detail else type(e).__name__}"
-                        ) from e
+  for batch in _numpy_examples(ds.batch(4096), task_name, split):
+    for key, value in batch.items():
+      chunks.setdefault(key, []).append(value)
   if not chunks:
     raise TaskDataError(f"task {task_name!r} split {split!r} shard {shard} of {num_shards} holds no examples"
                         f"{' (fewer examples than data_shards)' if num_shards > 1 else ''}")
   arrays = {k: np.concatenate(v) for k, v in chunks.items()}
   arrays["decoder_loss_weights"] = arrays["decoder_loss_weights"].astype(np.float32)
   return {k: (v if k == "decoder_loss_weights" else v.astype(np.int32)) for k, v in arrays.items()}
+
+
+def feature_lengths(output_features, task_feature_lengths: Mapping[str, int]) -> dict[str, int]:
+  """Lengths of every tokenised feature: its own entry, else the "inputs" entry for "inputs_*" features."""
+  lengths = {}
+  for key in output_features:
+    if key in task_feature_lengths:
+      lengths[key] = task_feature_lengths[key]
+    elif key.startswith("inputs") and "inputs" in task_feature_lengths:
+      lengths[key] = task_feature_lengths["inputs"]
+    else:
+      raise TaskDataError(f"task_feature_lengths has no length for feature {key!r} (got "
+                          f"{dict(task_feature_lengths)})")
+  return lengths
+
+
+def read_padded(task_name: str, split: str, task_feature_lengths: Mapping[str, int], shard: int = 0,
+                num_shards: int = 1) -> Arrays:
+  """Every example of one shard of a task split through SeqIO, without a feature converter: each tokenised
+  feature padded to its length ([examples, length] int32, `feature_lengths`), numeric features as they are
+  ([examples] float32). What the scorers read (pairs of conversations and a label)."""
+  import seqio
+  hide_gpus_from_tensorflow()
+  task = seqio.get_mixture_or_task(task_name)
+  if split not in task.splits:
+    raise TaskDataError(f"task {task_name!r} has no split {split!r}; it has {', '.join(task.splits)}")
+  lengths = feature_lengths(task.output_features, task_feature_lengths)
+  ds = task.get_dataset(lengths, split=split, shuffle=False, num_epochs=1, use_cached=False,
+                        shard_info=seqio.ShardInfo(shard, num_shards) if num_shards > 1 else None)
+  rows: dict[str, list] = {}
+  for example in _numpy_examples(ds, task_name, split):
+    for key, value in example.items():
+      if key.endswith("_pretokenized"):
+        continue
+      if key in lengths:
+        padded = np.zeros(lengths[key], np.int32)
+        padded[:len(value)] = value
+        value = padded
+      rows.setdefault(key, []).append(value)
+  if not rows:
+    raise TaskDataError(f"task {task_name!r} split {split!r} shard {shard} of {num_shards} holds no examples")
+  return {k: np.stack(v).astype(np.int32 if k in lengths else np.float32) for k, v in rows.items()}
+
+
+def _numpy_examples(ds, task_name: str, split: str):
+  """Iterates a tf.data dataset as numpy; a source's exception (wrapped by TensorFlow) as a TaskDataError."""
+  try:
+    yield from ds.as_numpy_iterator()
+  except Exception as e:  # tf.errors.OpError
+    if not type(e).__module__.startswith("tensorflow"):
+      raise
+    detail = [line for line in str(e).splitlines() if line.strip()]
+    raise TaskDataError(f"reading task {task_name!r} split {split!r}: {detail[0] if detail else type(e).__name__}"
+                        ) from e
 
 
 def hide_gpus_from_tensorflow() -> None:
@@ -153,6 +199,10 @@ def rows_per_task(rates: Sequence[float], rows: int) -> list[int]:
   for t in order[:rows - sum(counts)]:
     counts[t] += 1
   return counts
+
+
+def _num_rows(arrays: Arrays) -> int:
+  return len(next(iter(arrays.values())))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,11 +251,11 @@ class TaskBatches:
       self._shards[s] = [self._reader(name, f.split, f.task_feature_lengths, s, f.data_shards, f.use_packing)
                          for name, _ in self.tasks]
       log.info("%s/%s shard %d of %d: %s rows", f.mixture_or_task_name, f.split, s + 1, f.data_shards,
-               ", ".join(str(len(a["encoder_input_tokens"])) for a in self._shards[s]))
+               ", ".join(str(_num_rows(a)) for a in self._shards[s]))
     return self._shards[s]
 
   def num_examples(self, s: int = 0) -> int:
-    return sum(len(a["encoder_input_tokens"]) for a in self.shard(s))
+    return sum(_num_rows(a) for a in self.shard(s))
 
   def _key(self, epoch: int, s: int, t: int) -> list[int]:
     if self.feed.data_shards == 1 and len(self.tasks) == 1:
@@ -216,7 +266,7 @@ class TaskBatches:
     """[(task, example)] filling shard s's rows of batch `index`, in row order."""
     picks = []
     for t, count in enumerate(self.counts):
-      n = len(self.shard(s)[t]["encoder_input_tokens"])
+      n = _num_rows(self.shard(s)[t])
       positions = range(index * count, (index + 1) * count)
       orders = {e: np.random.default_rng(self._key(e, s, t)).permutation(n) for e in {p // n for p in positions}}
       picks += [(t, int(orders[p // n][p % n])) for p in positions]

@@ -38,6 +38,7 @@ import optax
 
 from mtpo_jax import atomic_files, distributed, partitioning
 from mtpo_jax.checkpoints import CheckpointError, load_params
+from mtpo_jax.data import task_contexts
 from mtpo_jax.envs import registry
 from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.models.config import T5Config
@@ -249,12 +250,14 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
                         mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(),
                         conversation: ConversationSettings = ConversationSettings(),
                         loop: LoopSettings = LoopSettings(num_steps=10, batch_size=256, keep_checkpoints=2),
-                        contexts_per_collect: int = 64) -> dict[str, float]:
+                        contexts_per_collect: int = 64,
+                        contexts: task_contexts.ContextSource = task_contexts.ContextSource()) -> dict[str, float]:
   """Runs Algorithm 1 for loop.num_steps outer iterations of loop.batch_size conversations from `init_checkpoint`
   (the SFT policy pi_0; random weights when None), playing as `conversation` says (`contexts_per_collect`
   conversations per sampler batch); returns the last iteration's metrics. `reward_fn`: a callable or a judge with
   `rewards` / `score` (None: the environment's own). PPO's steps and batch size are hparams.steps and
-  hparams.batch_size; batch sizes must divide over the mesh's data x fsdp axes."""
+  hparams.batch_size; batch sizes must divide over the mesh's data x fsdp axes. `contexts`: where the
+  training contexts come from (data/task_contexts.ContextSource; default the environment's generated stream)."""
   env_name, seed, input_length = conversation.env_name, loop.seed, conversation.input_length
   reward = reward_function(reward_fn, env_name)
   if contexts_per_collect < 1:
@@ -278,6 +281,8 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
     fingerprint = {"env_name": env_name, "input_length": input_length, "max_turn_tokens": conversation.max_turn_tokens,
                    "conversations_per_iteration": loop.batch_size, "max_agent_turns": conversation.max_agent_turns,
                    "gamma": q.gamma, "q_loss": q.loss, "q_init": q.init, "seed": seed}
+    if contexts.name:
+      fingerprint["contexts"] = contexts.name
     restored = run.restore(abstract, shardings, fingerprint)
     start = 0
     if restored is not None:
@@ -288,6 +293,8 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
     if start > 0 and q.init == "warm_start":
       saved = qf.restore(os.path.join(iteration_dir(start - 1), "q"))
       q_prev = saved[0] if saved else None
+
+    train_contexts = contexts.load(model_dir)
 
     # ROLLOUTS AND THE JITTED PPO STEP
     env = registry.make_environment(conversation, seed, policy_config=policy_config, vocab=vocab)
@@ -306,11 +313,13 @@ def train_iterative_ppo(model_dir: str, policy_config: T5Config, *, reward_fn: A
       directory = iteration_dir(i)
       os.makedirs(directory, exist_ok=True)
       # COLLECT: deploy pi_i
-      contexts = registry.contexts(env_name, loop.batch_size, seed + 1000 * (i + 1), "train")
+      played = (registry.contexts(env_name, loop.batch_size, seed + 1000 * (i + 1), "train")
+                if train_contexts is None else
+                task_contexts.contexts_for_iteration(train_contexts, loop.batch_size, i, seed))
       # every process plays every context (identical data; the Q fit and PPO batches are then global batches
       # that each process holds whole), decoding on its own devices
       collect = lambda: _collect(env, turn_policy.with_params(distributed.host_local_params(state.policy.params)),
-                                 contexts, contexts_per_collect, seed, i)
+                                 played, contexts_per_collect, seed, i)
       data, metrics = _collect_phase(directory, fingerprint, collect, reward, q.gamma, q.holdout_fraction, seed, i)
       metrics = dict(metrics)
       if run.stop_requested():  # D_multi is on disk; the rerun reloads it

@@ -37,6 +37,7 @@ import optax
 
 from mtpo_jax import distributed, partitioning
 from mtpo_jax.checkpoints import load_params
+from mtpo_jax.data import task_contexts
 from mtpo_jax.envs import registry
 from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.models.config import T5Config
@@ -223,7 +224,8 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
              init_checkpoint: str | None = None, mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(),
              conversation: ConversationSettings = ConversationSettings(),
              loop: LoopSettings = LoopSettings(num_steps=100, batch_size=16, eval_every=50, save_every=50),
-             eval_contexts: int = 64, value_rollouts: bool = False) -> dict[str, float]:
+             eval_contexts: int = 64, value_rollouts: bool = False,
+             contexts: task_contexts.ContextSource = task_contexts.ContextSource()) -> dict[str, float]:
   """Trains `algorithm` (see ALGORITHMS; its tau is hparams.tau) from `init_checkpoint` (the SFT policy, which is
   also mu) for loop.num_steps iterations of loop.batch_size contexts, playing as `conversation` says; `judge`
   gives the training feedback, `eval_judge` the win rate against mu on `eval_contexts` held-out contexts every
@@ -232,6 +234,10 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
   value_rollouts (single-turn algorithms with an online conversation-level judge): finish each sampled turn's
   conversation with mu and judge the final conversation, the Monte-Carlo value behind the paper's
   single-turn-value data; off when the judge is a learned turn-level model (it scores the partial conversation).
+
+  `contexts`: where the training contexts come from (data/task_contexts.ContextSource: the environment's
+  generated stream by default, or an `*_rl_contexts` SeqIO task or a file written from one). Held-out
+  evaluation always plays the environment's "eval" stream.
   """
   tau, seed, contexts_per_batch = hparams.tau, loop.seed, loop.batch_size
   spec = algorithm_spec(algorithm, tau)
@@ -254,12 +260,16 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
     frozen = {"reference": jax.tree.map(jnp.copy, state.policy.params)}  # mu = the starting (SFT) policy
     fingerprint = {"algorithm": algorithm, "env_name": conversation.env_name, "tau": tau,
                    "input_length": conversation.input_length, "contexts_per_batch": contexts_per_batch, "seed": seed}
+    if contexts.name:
+      fingerprint["contexts"] = contexts.name
     restored = run.restore({"state": abstract, "reference": abstract.policy.params},
                            {"state": shardings, "reference": shardings.policy.params}, fingerprint)
     start = 0
     if restored is not None:
       saved, start = restored[0], int(restored[1]["iteration"])
       state, frozen["reference"] = saved["state"], saved["reference"]
+
+    train_contexts = contexts.load(model_dir)
 
     # ROLLOUT MACHINERY AND THE JITTED STEP
     env = registry.make_environment(conversation, seed, policy_config=policy_config, vocab=vocab)
@@ -289,10 +299,12 @@ def train_rl(model_dir: str, policy_config: T5Config, *, algorithm: str = "mtpo"
       t0 = time.time()
       # each process plays its block of the contexts (conversation keys are per context: same conversations
       # whichever process plays them)
-      contexts = distributed.split_for_process(
-          registry.contexts(conversation.env_name, contexts_per_batch, seed + 1000 * (it + 1), "train"))
+      played = distributed.split_for_process(
+          registry.contexts(conversation.env_name, contexts_per_batch, seed + 1000 * (it + 1), "train")
+          if train_contexts is None else
+          task_contexts.contexts_for_iteration(train_contexts, contexts_per_batch, it, seed))
       local_params = distributed.host_local_params(state.policy.params)
-      batch = rollouts.collect(local_params, local_reference, contexts, it)
+      batch = rollouts.collect(local_params, local_reference, played, it)
       t1 = time.time()
       judged = batch.conversations
       if value_rollouts:

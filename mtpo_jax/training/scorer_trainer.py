@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import logging
 import os
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -32,13 +32,15 @@ import numpy as np
 import optax
 
 from mtpo_jax import partitioning
+from mtpo_jax.data import task_data
+from mtpo_jax.data.task_data import TaskBatches, TaskFeed
 from mtpo_jax.checkpoints import config_fingerprint, load_params
 from mtpo_jax.models.config import T5Config
 from mtpo_jax.models.preference import T5PairPreference
 from mtpo_jax.models.value import T5Value, value_params_from_policy
 from mtpo_jax.oracles import learned
 from mtpo_jax.rl import scorer_steps as steps
-from mtpo_jax.text.vocabulary import Vocabulary
+from mtpo_jax.text.vocabulary import DEFAULT_SPM_PATH, Vocabulary
 from mtpo_jax.training import pair_sources, scorer_eval
 from mtpo_jax.training.loop import LoopSettings, TrainLoop, run_steps, write_json
 from mtpo_jax.training.metrics import log_compiled_memory
@@ -50,7 +52,41 @@ Pair = pair_sources.Pair
 Arrays = dict[str, np.ndarray]
 
 
-# DATA
+# DATA: the pairs become a SeqIO task, read as every trainer reads its task (data/task_data.py)
+
+PAIR_TEXT_KEYS = {"reward": ("inputs_a", "inputs_b"), "pair_preference": ("inputs_a", "inputs_b"),
+                  "preference": ("inputs", "inputs_reversed")}
+PAIR_TASK = "train_scorer_pairs"  # the run's own pairs (PairData), registered in this process
+
+
+def pair_examples(pairs: Sequence[Pair], vocab: Vocabulary, input_length: int, kind: str) -> list[dict]:
+  """The text rows of a judge-training task: each conversation rendered for a reward model ("inputs_a",
+  "inputs_b"), or the pair rendered in both orders for a joint preference model ("inputs", "inputs_reversed"),
+  as oracles/learned.py renders them at rollout time; "label" = P(a > b) and "label_reversed" = 1 - it."""
+  a, b, p = zip(*pairs)
+  if kind == "preference":
+    texts = (learned.preference_model_inputs(a, b, vocab, input_length),
+             learned.preference_model_inputs(b, a, vocab, input_length))
+  else:
+    texts = (learned.reward_model_inputs(a, vocab, input_length), learned.reward_model_inputs(b, vocab, input_length))
+  keys = PAIR_TEXT_KEYS[kind]
+  return [{keys[0]: x, keys[1]: y, "label": float(q), "label_reversed": 1.0 - float(q)}
+          for x, y, q in zip(*texts, p)]
+
+
+def scorer_arrays(kind: str, rows: Arrays) -> Arrays:
+  """Rows read from a pair task -> the arrays a scorer step takes: ids_a, ids_b [N, S] and label [N]; or, for
+  the joint preference model, ids [2N, S] and label [2N] with row 2i = (a, b) -> p, row 2i+1 = (b, a) -> 1 - p."""
+  keys = PAIR_TEXT_KEYS[kind]
+  missing = [k for k in (*keys, "label") if k not in rows]
+  if missing:
+    raise ValueError(f"a {kind} scorer reads pair tasks with features {[*keys, 'label']}; missing {missing}")
+  if kind != "preference":
+    return {"ids_a": rows[keys[0]], "ids_b": rows[keys[1]], "label": rows["label"]}
+  reversed_label = rows.get("label_reversed", 1.0 - rows["label"])
+  interleave = lambda x, y: np.stack([x, y], axis=1).reshape(-1, *x.shape[1:])
+  return {"ids": interleave(rows[keys[0]], rows[keys[1]]), "label": interleave(rows["label"], reversed_label)}
+
 
 def reward_arrays(pairs: Sequence[Pair], vocab: Vocabulary, input_length: int) -> Arrays:
   """ids_a, ids_b [N, S] int32 and label [N] float32 = P(a > b)."""
@@ -69,26 +105,17 @@ def preference_arrays(pairs: Sequence[Pair], vocab: Vocabulary, input_length: in
   return {"ids": learned.tokenize(texts, vocab, input_length), "label": np.asarray(labels, np.float32)}
 
 
-class PairBatches:
-  """Fixed-shape batches; `batch(i)` is a pure function of (seed, i), so a resumed run replays exactly."""
+class EvalPairs:
+  """Held-out rows in order, for the scorers' report: every row once, the last batch padded with weight-0
+  copies of row 0."""
 
-  def __init__(self, arrays: Arrays, batch_size: int, seed: int = 0):
-    self.arrays, self.batch_size, self.seed = arrays, batch_size, seed
+  def __init__(self, arrays: Arrays, batch_size: int):
+    self.arrays, self.batch_size = arrays, batch_size
     self.size = len(arrays["label"])
     if not self.size:
-      raise ValueError("scorer data is empty")
-
-  def batch(self, index: int, rows: slice | None = None) -> Arrays:
-    """Global batch `index`, or only its rows `rows` (this process's block under jax.distributed)."""
-    positions = np.arange(index * self.batch_size, (index + 1) * self.batch_size)
-    if rows is not None:
-      positions = positions[rows]
-    orders = {e: np.random.default_rng([self.seed, e]).permutation(self.size) for e in set(positions // self.size)}
-    examples = np.array([orders[p // self.size][p % self.size] for p in positions])
-    return {k: v[examples] for k, v in self.arrays.items()}
+      raise ValueError("scorer evaluation data is empty")
 
   def in_order(self) -> Iterator[Arrays]:
-    """Every row once, in order; the last batch padded with weight-0 copies of row 0."""
     for lo in range(0, self.size, self.batch_size):
       rows = np.arange(lo, lo + self.batch_size)
       real = rows < self.size
@@ -121,7 +148,6 @@ class ScorerSpec:
 @dataclasses.dataclass(frozen=True)
 class _Task:
   kind: str  # "reward" | "preference" (joint input) | "pair_preference" (siamese)
-  make_arrays: Callable[[Sequence[Pair], Vocabulary, int], Arrays]
   train_step: Callable
   eval_step: Callable
   make_model: Callable[[T5Config], Any] = T5Value
@@ -130,13 +156,11 @@ class _Task:
 
 def _task(spec: ScorerSpec) -> _Task:
   if spec.kind == "reward":
-    return _Task("reward", reward_arrays, steps.reward_model_train_step, steps.reward_model_eval_step)
+    return _Task("reward", steps.reward_model_train_step, steps.reward_model_eval_step)
   if spec.architecture == "siamese":
-    return _Task("pair_preference", reward_arrays,
-                 functools.partial(steps.pair_preference_train_step, loss_kind=spec.loss),
+    return _Task("pair_preference", functools.partial(steps.pair_preference_train_step, loss_kind=spec.loss),
                  functools.partial(steps.pair_preference_eval_step, loss_kind=spec.loss), T5PairPreference, 2)
-  return _Task("preference", preference_arrays,
-               functools.partial(steps.preference_model_train_step, loss_kind=spec.loss),
+  return _Task("preference", functools.partial(steps.preference_model_train_step, loss_kind=spec.loss),
                functools.partial(steps.preference_model_eval_step, loss_kind=spec.loss))
 
 
@@ -183,14 +207,30 @@ def _fresh_state(layout: tuple[Callable, Any, Any], seed: int, partitioner: part
 
 # LOOP
 
-def _label_pairs(task: _Task, data: PairData, vocab: Vocabulary, input_length: int, batch_size: int, seed: int,
-                 pairs: Callable[[str, int], list[Pair]]) -> tuple[PairBatches, PairBatches]:
-  """(train, eval) batches of `pairs(split, n)`, judge-labelled pairs of the disjoint "train" and "eval" streams."""
-  train, evals = (PairBatches(task.make_arrays(pairs(split, n), vocab, input_length), batch_size, seed)
-                  for n, split in ((data.num_train, "train"), (data.num_eval, "eval")))
-  labels = train.arrays["label"]
-  log.info("%s model data: %d train rows (%.0f%% decisive, mean label %.3f), %d eval rows", task.kind, train.size,
-           100 * np.mean(np.abs(labels - 0.5) > steps.TIE_TOLERANCE), labels.mean(), evals.size)
+def register_run_pairs(task: _Task, data: PairData, vocab_path: str, input_length: int,
+                       pairs: Callable[[str, int], list[Pair]]) -> str:
+  """Registers PAIR_TASK over `pairs(split, n)`, judge-labelled pairs of the disjoint "train" and "eval"
+  streams (SeqIO splits "train" and "validation"); returns its name."""
+  from mtpo_tasks.text_tasks import register_pair_task
+  vocab = Vocabulary(vocab_path)
+  rows = {"train": pair_examples(pairs("train", data.num_train), vocab, input_length, task.kind),
+          "validation": pair_examples(pairs("eval", data.num_eval), vocab, input_length, task.kind)}
+  return register_pair_task(PAIR_TASK, rows.__getitem__, PAIR_TEXT_KEYS[task.kind], vocab_path)
+
+
+def _read_pairs(task: _Task, feed: TaskFeed, batch_size: int, seed: int,
+                eval_split: str) -> tuple[TaskBatches, EvalPairs]:
+  """(train batches, eval batches) of a pair task; evaluation reads its whole split in order."""
+  def reader(name, split, lengths, shard, num_shards, use_packing=False):
+    if use_packing:
+      raise ValueError("the scorers read pairs unpacked")
+    return scorer_arrays(task.kind, task_data.read_padded(name, split, lengths, shard, num_shards))
+  train = TaskBatches(feed, batch_size, seed, reader=reader)
+  evals = EvalPairs(reader(feed.mixture_or_task_name, eval_split, feed.task_feature_lengths, 0, 1), batch_size)
+  labels = train.shard(0)[0]["label"]
+  log.info("%s model data: %d train rows in shard 1 of %d (%.0f%% decisive, mean label %.3f), %d eval rows",
+           task.kind, len(labels), feed.data_shards, 100 * np.mean(np.abs(labels - 0.5) > steps.TIE_TOLERANCE),
+           labels.mean(), evals.size)
   return train, evals
 
 
@@ -198,27 +238,44 @@ def train_scorer(model_dir: str, model_config: T5Config, *, scorer: ScorerSpec =
                  optimizer: tuple[optax.GradientTransformation, optax.Schedule],
                  mesh_spec: partitioning.MeshSpec = partitioning.MeshSpec(), loop: LoopSettings = LoopSettings(),
                  pairs: PairData = PairData(), init_checkpoint: str | None = None,
-                 input_length: int = 512) -> dict[str, float]:
-  """Trains the judge `scorer` says on `pairs` (module docstring); returns the final train and held-out metrics.
+                 mixture_or_task_name: str | None = None, task_feature_lengths: Mapping[str, int] | None = None,
+                 train_split: str = "train", eval_split: str = "validation", data_shards: int = 1,
+                 task_modules: Sequence[str] = ()) -> dict[str, float]:
+  """Trains the judge `scorer` says (module docstring); returns the final train and held-out metrics.
 
-  `init_checkpoint`: a policy (SFT) run's checkpoints directory whose parameters become the backbone (or a
-  value/scorer run's, whose backbone is taken). The sampled pair sources play `pairs.policy_checkpoint` with this
-  scorer's T5Config (the pipeline gives teacher and judges one config).
+  Data: the SeqIO pair task `mixture_or_task_name` (features PAIR_TEXT_KEYS[kind] and "label"; `task_modules`
+  imported first), or, when it is None, the run's own `pairs` (PairData), registered as the task PAIR_TASK.
+  `task_feature_lengths` {"inputs": S} (default 512) cuts every "inputs*" feature. `init_checkpoint`: a policy
+  (SFT) run's checkpoints directory whose parameters become the backbone (or a value/scorer run's, whose
+  backbone is taken). The sampled pair sources play `pairs.policy_checkpoint` with this scorer's T5Config (the
+  pipeline gives teacher and judges one config).
   """
   task, seed = _task(scorer), loop.seed
-  vocab = pairs.conversation.vocabulary()
+  lengths = dict(task_feature_lengths or {"inputs": 512})
+  input_length = lengths.get("inputs", 0)
+  if input_length < 2:
+    raise ValueError(f"train_scorer.task_feature_lengths needs an 'inputs' length >= 2, got {lengths}")
+  vocab_path = (task_data.sentencepiece_path(mixture_or_task_name, task_modules, keys=PAIR_TEXT_KEYS[task.kind])
+                if mixture_or_task_name else pairs.conversation.vocab_path or DEFAULT_SPM_PATH)
+  vocab = Vocabulary(vocab_path)
   with TrainLoop(model_dir, mesh_spec, save_every=loop.save_every, keep_checkpoints=loop.keep_checkpoints,
                  vocab=vocab, model_config=model_config,
                  fall_back=loop.restore_earlier_if_corrupt) as run:
     run.partitioner.check_batch_size(loop.batch_size, "LoopSettings.batch_size")
-    sample = functools.partial(pair_sources.source_pairs, pairs, policy_config=model_config, cache_dir=model_dir)
-    train, evals = _label_pairs(task, pairs, vocab, input_length, loop.batch_size, seed, sample)
+    if mixture_or_task_name is None:
+      sample = functools.partial(pair_sources.source_pairs, pairs, policy_config=model_config, cache_dir=model_dir)
+      name = register_run_pairs(task, pairs, vocab_path, input_length, sample)
+    else:
+      name = mixture_or_task_name
+    feed = TaskFeed(name, lengths, train_split, data_shards=data_shards, task_modules=tuple(task_modules))
+    train, evals = _read_pairs(task, feed, loop.batch_size, seed, eval_split)
 
     # MODEL AND STATE (restored, or initialised in its sharded layout)
     partitioner = run.partitioner
     model, (tx, schedule) = task.make_model(model_config), optimizer
     fingerprint = {"kind": task.kind, "model_config": config_fingerprint(model_config), "input_length": input_length,
-                   "data": [pairs.num_train, pairs.seed, loop.batch_size, seed], "pair_source": pairs.source}
+                   "data": [pairs.num_train, pairs.seed, loop.batch_size, seed],
+                   "pair_source": mixture_or_task_name or pairs.source}
     layout = _state_layout(model, tx, input_length, seed, partitioner, task.num_inputs)
     _, abstract, state_sh = layout
     restored = run.restore(abstract, state_sh, fingerprint)
@@ -229,7 +286,8 @@ def train_scorer(model_dir: str, model_config: T5Config, *, scorer: ScorerSpec =
     if jax.process_index() == 0:
       write_json(os.path.join(model_dir, learned.SCORER_FILE),
                   {"kind": task.kind, "model_config": learned.config_to_json(model_config),
-                   "input_length": input_length, "vocab_path": pairs.conversation.vocab_path})
+                   "input_length": input_length,
+                   "vocab_path": vocab_path if mixture_or_task_name else pairs.conversation.vocab_path})
 
     # COMPILE (ahead of time, with the memory report)
     batch_sh = partitioner.batch_shardings(train.batch(0))

@@ -110,9 +110,16 @@ def test_sft_two_processes_match_one_and_checkpoints_cross(tmp_path):
 
 
 def test_mtpo_two_processes_match_one(tmp_path):
+  """On the contexts of an rl_contexts task's file (data/task_contexts.py), read without TensorFlow."""
+  from mtpo_jax.data import education_examples, task_contexts
+  from mtpo_jax.envs.education import generator
+  contexts = str(tmp_path / "contexts.jsonl")
+  task_contexts.write_contexts_file(contexts, [task_contexts.context_from_json(education_examples.rl_context(r)["context"])
+                                               for r in generator.generate(6, seed=5, split="train")])
+  source = ["--gin.train_rl.contexts=@ContextSource()", f"--gin.ContextSource.file='{contexts}'"]
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
-  run(one, 1, 8, MTPO, "--gin.LoopSettings.num_steps=2")
-  run(two, 2, 4, MTPO, "--gin.LoopSettings.num_steps=2")
+  run(one, 1, 8, MTPO, "--gin.LoopSettings.num_steps=2", *source)
+  run(two, 2, 4, MTPO, "--gin.LoopSettings.num_steps=2", *source)
   m1, m2 = metrics(one), metrics(two)
   # the update ran on the gathered batch (4 contexts x 2 conversations, 2 from each process), and evaluation
   # covered all 5 held-out contexts (2 + 3)

@@ -27,7 +27,7 @@ def micro_overrides() -> str:
   sft = ["LoopSettings.num_steps = 4", "LoopSettings.batch_size = 4", "train_sft.task_feature_lengths = {'inputs': 64, 'targets': 16}",
          "LoopSettings.eval_every = 4", "LoopSettings.save_every = 4"]
   scorer = ["PairData.num_train = 8", "PairData.num_eval = 4", "LoopSettings.num_steps = 2",
-            "LoopSettings.batch_size = 4", "train_scorer.input_length = 64", "LoopSettings.eval_every = 2",
+            "LoopSettings.batch_size = 4", "train_scorer.task_feature_lengths = {'inputs': 64}", "LoopSettings.eval_every = 2",
             "LoopSettings.save_every = 2", "ConversationSettings.max_agent_turns = 2",
             "ConversationSettings.input_length = 64", "ConversationSettings.max_turn_tokens = 8"]
   rl = ["LoopSettings.num_steps = 1", "LoopSettings.batch_size = 4", "ConversationSettings.max_agent_turns = 2",

@@ -58,7 +58,7 @@ TRAINERS = {
     "scorer": Trainer("scorer", (
         "--gin_file=experiments/reward_model_tiny.gin", "--gin_file=meshes/cpu.gin", "--gin.T5Config.d_model=32",
         "--gin.T5Config.d_ff=64", "--gin.T5Config.num_encoder_layers=1", "--gin.T5Config.num_decoder_layers=1",
-        "--gin.LoopSettings.batch_size=8", "--gin.train_scorer.input_length=96", "--gin.PairData.num_train=64",
+        "--gin.LoopSettings.batch_size=8", "--gin.train_scorer.task_feature_lengths={'inputs': 96}", "--gin.PairData.num_train=64",
         "--gin.PairData.num_eval=8", "--gin.LoopSettings.save_every=15", "--gin.LoopSettings.log_every=1",
         "--gin.LoopSettings.eval_every=1000", "--gin.LoopSettings.num_steps=60"), 1.0),
     "rl": Trainer("rl", (

@@ -238,7 +238,7 @@ def test_reward_model_trains_on_single_turn_value_pairs(policy, tmp_path, monkey
                       sampled_splits.append(split) or real(policy, settings, n, seed, split, *a))
   out = st.train_scorer(d, CONFIG, optimizer=make_optimizer("adamw", learning_rate=1e-3), pairs=data,
                         loop=LoopSettings(num_steps=2, batch_size=8, log_every=1, eval_every=1000, save_every=2),
-                        input_length=128)
+                        task_feature_lengths={"inputs": 128})
   assert sampled_splits == ["train"]  # the eval pairs came from the cache
   assert np.isfinite(out["loss"]) and np.isfinite(out["eval_loss"])
   header, pairs = ps.read_pairs(os.path.join(d, "pairs_train.jsonl"))

@@ -24,6 +24,7 @@ from mtpo_jax.testing import project_vocabulary, tiny_config
 from mtpo_jax.training import scorer_eval
 from mtpo_jax.training import scorer_trainer as st
 from mtpo_jax.checkpoints import Checkpointer, load_params
+from mtpo_jax.training.loop import LoopSettings
 from mtpo_jax.training.optimizers import make_optimizer
 from mtpo_jax.training.state import TrainState
 
@@ -171,15 +172,45 @@ def test_ece_matches_hand_computation():
   assert float(steps.preference_accuracy(jnp.asarray(prob, jnp.float32), jnp.asarray(label, jnp.float32))) == 0.625
 
 
-def test_pair_batches_are_a_pure_function_of_seed_and_index():
+def test_eval_pairs_visit_every_row_once_in_order():
   arrays = {"ids": np.arange(10)[:, None] * np.ones((1, 3), np.int32), "label": np.linspace(0, 1, 10)}
-  one, two = st.PairBatches(arrays, 4, seed=3), st.PairBatches(arrays, 4, seed=3)
-  np.testing.assert_array_equal(one.batch(7)["ids"], two.batch(7)["ids"])  # what exact resume relies on
-  epoch = np.concatenate([one.batch(i)["ids"][:, 0] for i in range(5)])[:10]  # batches 0-1 and half of 2
-  assert sorted(epoch) == list(range(10))  # every row once per epoch
-  padded = list(one.in_order())
+  padded = list(st.EvalPairs(arrays, 4).in_order())
   assert [b["weight"].tolist() for b in padded][-1] == [1, 1, 0, 0]
   np.testing.assert_array_equal(np.concatenate([b["label"][b["weight"] > 0] for b in padded]), arrays["label"])
+
+
+@pytest.mark.parametrize("kind", ["reward", "preference"])
+def test_a_pair_task_reads_as_the_host_tokeniser_writes(kind, tmp_path):
+  """The SeqIO path (pair task -> TensorFlow's SentencePiece op, left trim, EOS) gives the ids the learned
+  judges compute at rollout time with the sentencepiece library (oracles/learned.tokenize), and a scorer trains
+  from the task by name."""
+  from mtpo_jax.data import task_data
+  from mtpo_jax.training.pair_sources import judged_pairs
+  from mtpo_tasks.text_tasks import register_pair_task
+  vocab = project_vocabulary()
+  pairs = judged_pairs(12, 0, "train")
+  rows = st.pair_examples(pairs, vocab, 96, kind)
+  name = register_pair_task(f"test_{kind}_pairs", lambda split: rows, st.PAIR_TEXT_KEYS[kind])
+  # Rendered for 96 tokens, read at 64: the reader's left trim cuts where learned.tokenize cuts.
+  got = st.scorer_arrays(kind, task_data.read_padded(name, "train", {"inputs": 64}))
+  a, b, p = zip(*pairs)
+  if kind == "reward":
+    expected = {"ids_a": learned.tokenize(learned.reward_model_inputs(a, vocab, 96), vocab, 64),
+                "ids_b": learned.tokenize(learned.reward_model_inputs(b, vocab, 96), vocab, 64)}
+  else:  # rows 2i = (a, b) -> p and 2i + 1 = (b, a) -> 1 - p
+    firsts, seconds = [x for pair in zip(a, b) for x in pair], [x for pair in zip(b, a) for x in pair]
+    expected = {"ids": learned.tokenize(learned.preference_model_inputs(firsts, seconds, vocab, 96), vocab, 64)}
+  expected["label"] = np.asarray([x for q in p for x in ((q,) if kind == "reward" else (q, 1 - q))], np.float32)
+  assert got.keys() == expected.keys()
+  for key in expected:
+    np.testing.assert_array_equal(got[key], expected[key])
+  assert any(ids[-1] != 0 for ids in next(v for k, v in got.items() if k != "label"))  # some rows were cut
+  out = st.train_scorer(str(tmp_path), tiny_config(3072, layers=1), scorer=st.ScorerSpec(kind, architecture="joint"),
+                        optimizer=make_optimizer("adamw", learning_rate=1e-3), mixture_or_task_name=name,
+                        task_feature_lengths={"inputs": 96},
+                        loop=LoopSettings(num_steps=2, batch_size=8, log_every=1, eval_every=1000, save_every=2))
+  assert np.isfinite(out["loss"]) and np.isfinite(out["eval_loss"])
+  assert json.load(open(tmp_path / learned.SCORER_FILE))["vocab_path"].endswith("dialogue_spm.model")
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +284,7 @@ N = 2
 ARGS = ["--gin_file=experiments/preference_model_tiny.gin", "--gin_file=meshes/cpu.gin",
         "--gin.T5Config.d_model=32", "--gin.T5Config.d_ff=64", "--gin.T5Config.num_encoder_layers=1",
         "--gin.T5Config.num_decoder_layers=1", "--gin.LoopSettings.batch_size=8",
-        "--gin.train_scorer.input_length=96", "--gin.PairData.num_train=8",
+        "--gin.train_scorer.task_feature_lengths={'inputs': 96}", "--gin.PairData.num_train=8",
         "--gin.PairData.num_eval=3", f"--gin.LoopSettings.save_every={N}",
         "--gin.LoopSettings.log_every=1", "--gin.LoopSettings.eval_every=1000",
         "--gin.ScorerSpec.architecture='joint'"]
