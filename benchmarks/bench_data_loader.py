@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -33,15 +32,15 @@ sys.path.insert(0, REPO)
 
 
 def _child(code: str) -> dict:
-  """Wall seconds and peak RSS (MiB) of `python -c code` in a fresh process."""
-  before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+  """Wall seconds and peak resident memory (MiB) of `python -c code` in a fresh process."""
+  # VmHWM, not getrusage: a child's ru_maxrss starts from its parent's resident size at fork.
+  report = ("; print('PEAK', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
   t0 = time.perf_counter()
-  subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True,
-                 env={**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"})
+  out = subprocess.run([sys.executable, "-c", code + report], check=True, cwd=REPO, capture_output=True, text=True,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"})
   seconds = time.perf_counter() - t0
-  peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-  # ru_maxrss of children is the largest child so far: run the processes smallest first (main does).
-  return {"seconds": round(seconds, 2), "peak_rss_mib": round(max(peak, before) / 1024, 1)}
+  peak_kib = int(next(line for line in out.stdout.splitlines() if line.startswith("PEAK")).split()[1])
+  return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024, 1)}
 
 
 def process_costs(records: int) -> dict:
