@@ -152,7 +152,7 @@ OTHER_TRAINERS = {
     "reward_model": ["--gin_file=experiments/reward_model_tiny.gin", "--gin.LoopSettings.num_steps=10",
                      "--gin.PairData.num_train=200", "--gin.PairData.num_eval=64",
                      "--gin.LoopSettings.log_every=5", "--gin.LoopSettings.eval_every=10",
-                     "--gin.LoopSettings.save_every=10"],
+                     "--gin.LoopSettings.save_every=10", "--gin.train_scorer.data_shards=2"],
     "iterative_ppo": ["--gin_file=experiments/iterative_ppo_tiny.gin"],
 }
 
