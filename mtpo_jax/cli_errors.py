@@ -22,6 +22,9 @@ from typing import Callable
 
 VERBOSE_ENV = "MTPO_VERBOSE"
 _GIN_CALL = re.compile(r"^In call to configurable '([^']+)'")
+# Modules of the optional extras (pyproject.toml): a missing one names the extra that brings it.
+EXTRA_OF_MODULE = {"seqio": "data", "tensorflow": "data", "tensorflow_datasets": "data", "tensorflow_text": "data",
+                   "transformers": "hf", "torch": "hf", "libtpu": "tpu"}
 
 
 def one_line(exc: BaseException) -> str:
@@ -36,6 +39,9 @@ def one_line(exc: BaseException) -> str:
   text = " | ".join(rest) if rest else ""
   if calls and calls[0] not in text:
     text += f" (in configurable {calls[0]})"
+  extra = EXTRA_OF_MODULE.get((getattr(exc, "name", None) or "").split(".")[0])
+  if isinstance(exc, ModuleNotFoundError) and extra:
+    text += f"; it comes with the {extra!r} extra: pip install -e '.[{extra}]'"
   return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -22,6 +22,15 @@ def test_one_line_by_hand():
   assert cli_errors.one_line(syntax) == "SyntaxError: Unable to parse value. (run.gin, line 3: 'A.x = = 3')"
 
 
+def test_a_missing_optional_module_names_its_extra():
+  # The main job's SFT reads SeqIO tasks: without the data extra the line says how to get it.
+  missing = ModuleNotFoundError("No module named 'seqio'", name="seqio")
+  assert cli_errors.one_line(missing) == ("ModuleNotFoundError: No module named 'seqio'; it comes with the 'data' "
+                                          "extra: pip install -e '.[data]'")
+  assert cli_errors.one_line(ModuleNotFoundError("No module named 'yaml'", name="yaml")) == (
+      "ModuleNotFoundError: No module named 'yaml'")
+
+
 def test_run_command_prints_one_line_and_returns_1(capsys, monkeypatch):
   monkeypatch.delenv(cli_errors.VERBOSE_ENV, raising=False)
 
