@@ -51,6 +51,23 @@ def _hf_model_and_ours(config, dtype):
   return hf, T5(model.config.replace(eos_token_id=config.eos_token_id)), params
 
 
+def decode_bound_tokens_per_s(config, params, batch: int, input_length: int, new_tokens: int,
+                              hbm_gbps: float | None) -> float | None:
+  """Upper bound on new tokens/s of a memory-bound decoder: each step must read every decoder-side parameter
+  (the whole model, as stored) and the KV cache (self-attention at its mean filled length, cross-attention over
+  the input), so steps/s <= bandwidth / bytes per step and tokens/s = batch x that. None without a bandwidth."""
+  from mtpo_jax.aot.hardware import chip_for
+  if hbm_gbps is None:
+    chip = chip_for(jax.devices()[0].device_kind)
+    if chip is None:
+      return None
+    hbm_gbps = chip.hbm_gbps / chip.devices_per_chip
+  param_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(params))
+  kv = 2 * config.num_decoder_layers * config.num_heads * config.d_kv * jnp.dtype(config.dtype).itemsize
+  cache_bytes = batch * kv * (input_length + new_tokens / 2)
+  return batch * hbm_gbps * 1e9 / (param_bytes + cache_bytes)
+
+
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--gin_model", default="gin/models/t5_tiny.gin")
@@ -60,6 +77,8 @@ def main() -> None:
   ap.add_argument("--repeats", type=int, default=5)
   ap.add_argument("--skip_recompute", action="store_true", help="do not time full recomputation")
   ap.add_argument("--hf", action="store_true", help="also time Hugging Face transformers generate (PyTorch)")
+  ap.add_argument("--hbm_gbps", type=float, default=None,
+                  help="memory bandwidth for the bound (default: the device's, mtpo_jax/aot/hardware.py)")
   args = ap.parse_args()
 
   gin_registry.register()
@@ -113,6 +132,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; greedy token agreement with HF: {agree:.3f}")
   for name, t in results.items():
     print(f"{name:24s} {t * 1e3:9.1f} ms/call {n / t:12,.0f} new tok/s")
+  bound = decode_bound_tokens_per_s(config, params, args.batch, args.input_length, args.new_tokens,
+                                    args.hbm_gbps)
+  if bound:
+    print(f"HBM-bandwidth bound: {bound:12,.0f} new tok/s (every decode step reads all parameters and the KV "
+          f"cache once); ours sampled reaches {n / results['ours sampled'] / bound:.1%} of it")
   if "full recompute greedy" in results:
     print(f"ratio kv-cache / full recompute (greedy): {results['full recompute greedy'] / results['ours greedy']:.2f}x")
   if args.hf:

@@ -6,7 +6,8 @@
 
 FLOPs per step come from XLA's cost analysis of the compiled step (forward, backward and optimizer, all
 devices), and also from the 6 x parameters x tokens rule for comparison. MFU = achieved FLOP/s / (peak FLOP/s x
-devices); the peak is looked up by device kind (H100/H200: 989 TFLOP/s bf16 dense) or given by --peak_tflops.
+devices); the peak is looked up by device kind in mtpo_jax/aot/hardware.py (H100/H200: 989 TFLOP/s bf16 dense) or
+given by --peak_tflops.
 Random token batches; the first --warmup steps are not timed. Prints the device, configuration and figures,
 and the compiled step's memory report (argument, output and temporary bytes per device). --batch takes a
 comma-separated list for a scaling sweep (one compile per batch size), e.g. with --mesh=meshes/cpu_fake8.gin
@@ -26,20 +27,18 @@ import numpy as np
 
 from mtpo_jax import gin_registry
 from mtpo_jax import partitioning
+from mtpo_jax.aot import hardware
 from mtpo_jax.data.batches import make_enc_dec_batch
 from mtpo_jax.models.t5 import T5
 from mtpo_jax.training import optimizers, sft
 from mtpo_jax.training.sft_trainer import build_train_state_fns
 
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "TPU v4": 275.0, "TPU v5p": 459.0,
-                    "TPU v5 lite": 197.0}
-
-
 def peak_tflops(device: jax.Device, given: float | None) -> float | None:
+  """Per-device bf16 dense peak: `given`, else the chip table's (mtpo_jax/aot/hardware.py) for its kind."""
   if given:
     return given
-  kind = getattr(device, "device_kind", "")
-  return next((v for k, v in PEAK_BF16_TFLOPS.items() if k.lower() in kind.lower()), None)
+  chip = hardware.chip_for(getattr(device, "device_kind", ""))
+  return chip.device_peak_flops / 1e12 if chip else None
 
 
 def main() -> None:

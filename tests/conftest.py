@@ -12,6 +12,9 @@ import shutil
 import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# The suite runs on CPU devices; with the tpu extra installed, JAX would otherwise start libtpu's runtime in every
+# process (and print its "no TPU here" block on stderr). The AOT tests reach TPU topologies through libtpu anyway.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("MTPO_TEST_COMPILATION_CACHE", "1") != "0" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _CACHE = tempfile.mkdtemp(prefix="mtpo_test_jax_cache_")

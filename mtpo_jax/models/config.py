@@ -8,6 +8,9 @@ from typing import Any, Literal
 import jax.numpy as jnp
 
 FeedForward = Literal["relu", "gated-gelu"]
+# jax.checkpoint policies for each encoder/decoder layer (T5Config.remat_policy): what the backward pass keeps
+# from the forward pass instead of recomputing it. "none" keeps everything (no rematerialisation).
+REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +20,10 @@ class T5Config:
   `feed_forward="relu"` with `tie_word_embeddings=True` is the original T5 layout; `"gated-gelu"` with
   untied embeddings is T5 v1.1 / Flan-T5. `dtype` is the compute dtype (bf16 on accelerators),
   `param_dtype` the storage dtype of the parameters (fp32). Logits are always returned in float32.
+  `remat_policy` (REMAT_POLICIES) rematerialises each layer's activations in the backward pass: "full" keeps
+  only the layer inputs (recomputes the whole layer), "dots" keeps the matmul outputs
+  (jax.checkpoint_policies.dots_saveable), "dots_no_batch" those without batch dimensions (the weight-stationary
+  ones, MaxText's "minimal"). It changes memory and time, never the result.
   """
 
   vocab_size: int = 512
@@ -37,10 +44,13 @@ class T5Config:
   decoder_start_token_id: int = 0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  remat_policy: str = "none"
 
   def __post_init__(self):
     if self.feed_forward not in ("relu", "gated-gelu"):
       raise ValueError(f"T5Config.feed_forward must be 'relu' or 'gated-gelu', got {self.feed_forward!r}")
+    if self.remat_policy not in REMAT_POLICIES:
+      raise ValueError(f"T5Config.remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}")
     for name in ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_encoder_layers", "num_decoder_layers"):
       if getattr(self, name) <= 0:
         raise ValueError(f"T5Config.{name} must be positive, got {getattr(self, name)}")

@@ -204,6 +204,17 @@ def _segment_bias(query_segments: Array, key_segments: Array) -> Array:
   return jnp.where(same, 0.0, _MASK_VALUE).astype(jnp.float32)
 
 
+def _remat(layer_cls: type, policy: str, deterministic_argnum: int) -> type:
+  """`layer_cls` wrapped in nn.remat with the named policy (models/config.REMAT_POLICIES); unchanged for "none".
+  Parameter names and values are those of the plain layer, so checkpoints move freely between policies."""
+  if policy == "none":
+    return layer_cls
+  policies = {"full": None, "dots": jax.checkpoint_policies.dots_saveable,
+              "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
+  # `deterministic` decides whether dropout runs, a Python branch: static (argnums count `self` as 0).
+  return nn.remat(layer_cls, policy=policies[policy], static_argnums=(deterministic_argnum,))
+
+
 class T5(nn.Module):
   """Encoder-decoder T5. `__call__` returns float32 logits [B, T, vocab] (teacher forcing)."""
   config: T5Config
@@ -212,10 +223,11 @@ class T5(nn.Module):
     c = self.config
     self.shared = _param(self, "token_embedder", (c.vocab_size, c.d_model), ("vocab", "embed"), 1.0)
     self.encoder_relpos = RelativePositionBias(c, bidirectional=True)
-    self.encoder_layers = [EncoderLayer(c, name=f"encoder_layer_{i}") for i in range(c.num_encoder_layers)]
+    encoder_layer, decoder_layer = _remat(EncoderLayer, c.remat_policy, 3), _remat(DecoderLayer, c.remat_policy, 6)
+    self.encoder_layers = [encoder_layer(c, name=f"encoder_layer_{i}") for i in range(c.num_encoder_layers)]
     self.encoder_norm = RMSNorm(c)
     self.decoder_relpos = RelativePositionBias(c, bidirectional=False)
-    self.decoder_layers = [DecoderLayer(c, name=f"decoder_layer_{i}") for i in range(c.num_decoder_layers)]
+    self.decoder_layers = [decoder_layer(c, name=f"decoder_layer_{i}") for i in range(c.num_decoder_layers)]
     self.decoder_norm = RMSNorm(c)
     if not c.tie_word_embeddings:
       self.lm_head = _param(self, "logits_dense", (c.d_model, c.vocab_size), ("embed", "vocab"), c.d_model ** -0.5)

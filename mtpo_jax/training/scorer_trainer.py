@@ -179,8 +179,9 @@ def _state_layout(model: Any, tx: optax.GradientTransformation, input_length: in
     return TrainState.create(params, tx, state_rng)
 
   specs = partitioning.logical_param_specs(jax.eval_shape(model.init, jax.random.PRNGKey(0), *dummy)["params"])
+  key = jax.random.PRNGKey(seed)  # outside the mesh context: an eager op there fails on a compile-only mesh
   with partitioner.context():
-    abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
+    abstract = jax.eval_shape(init_fn, key)
   return init_fn, abstract, partitioner.state_shardings(abstract, specs)
 
 

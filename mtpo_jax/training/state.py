@@ -34,10 +34,10 @@ class TrainState:
     return jax.random.fold_in(self.rng, self.step)
 
 
-def init_actor_critic_state(policy: T5, value: T5Value, policy_params: Any, tx_p, tx_v, seed: int,
-                            input_length: int, partitioner: partitioning.Partitioner):
-  """(ActorCriticState, its shardings, its abstract shape), initialised sharded: the policy from `policy_params`
-  (host arrays, placed shard by shard; random if None), the value network from the policy backbone."""
+def actor_critic_layout(policy: T5, value: T5Value, tx_p, tx_v, seed: int, input_length: int,
+                        partitioner: partitioning.Partitioner, policy_params: Any = None):
+  """(init(rng, policy_params=None) -> ActorCriticState, its abstract shape, its shardings); nothing is
+  materialised (the ahead-of-time compiler builds its arguments from the last two)."""
   x = jnp.ones((1, input_length), jnp.int32)
   boxed = jax.eval_shape(policy.init, jax.random.PRNGKey(0), x, x)["params"]
   p_specs = partitioning.logical_param_specs(boxed)
@@ -52,10 +52,20 @@ def init_actor_critic_state(policy: T5, value: T5Value, policy_params: Any, tx_p
     vp = value_params_from_policy(nn.unbox(value.init(r_v, x)["params"]), pp)
     return ActorCriticState(TrainState.create(pp, tx_p, r_s), TrainState.create(vp, tx_v, r_s))
 
+  key = jax.random.PRNGKey(seed)  # outside the mesh context: an eager op there fails on a compile-only mesh
   with partitioner.context():
-    abstract = jax.eval_shape(init, jax.random.PRNGKey(seed), policy_params)
+    abstract = jax.eval_shape(init, key, policy_params)
     shardings = ActorCriticState(partitioner.state_shardings(abstract.policy, p_specs),
                                  partitioner.state_shardings(abstract.value, v_specs))
+  return init, abstract, shardings
+
+
+def init_actor_critic_state(policy: T5, value: T5Value, policy_params: Any, tx_p, tx_v, seed: int,
+                            input_length: int, partitioner: partitioning.Partitioner):
+  """(ActorCriticState, its shardings, its abstract shape), initialised sharded: the policy from `policy_params`
+  (host arrays, placed shard by shard; random if None), the value network from the policy backbone."""
+  init, abstract, shardings = actor_critic_layout(policy, value, tx_p, tx_v, seed, input_length, partitioner,
+                                                  policy_params)
   state = partitioner.init_sharded(init, jax.random.PRNGKey(seed), shardings, policy_params,
                                    None if policy_params is None else shardings.policy.params)
   return state, shardings, abstract

@@ -1,0 +1,129 @@
+"""docs/scaling.md's table: does T5 v1.1 MTPO fit each slice, at what per-chip memory and roofline step time.
+
+    python tools/scaling_table.py                       # every cell not in the cache, then the table
+    python tools/scaling_table.py --models=large --slices=v5e-16 --scales=1
+    python tools/scaling_table.py --table_only          # rewrite docs/scaling.md from the cache
+
+Each cell compiles the MTPO actor-critic step (rl/actor_critic.py: policy and critic updated, mu read) with
+tools/aot_compile.py in its own process, at the paper's batch (16 contexts x 2 conversations x 10 turns, 512
+input and 64 turn tokens, 64-row microbatches; runs/mtpo.gin) times each --scales factor, on the mesh
+`recommended_mesh` picks, under a host-memory cap and a timeout (a TPU compile near the HBM limit can take more
+host memory than a laptop has: that cell then says so instead of killing the machine). Results are cached in
+benchmarks/results/scaling_cells.json keyed by (model, slice, scale, mesh, remat, commit of the step code), so a
+rerun compiles only what is missing. TPU columns need libtpu (the tpu extra); H100 columns are always CPU
+stand-ins (no CUDA compiler runs without a GPU), marked as such in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.path.join(REPO, "benchmarks", "results", "scaling_cells.json")
+MODELS = ("small", "base", "large", "xl", "xxl")
+SLICES = ("v5e-16", "v5e-256", "v4-32", "v5p-128", "h100x1", "h100x8")
+PAPER = ["ConversationSettings.input_length=512", "ConversationSettings.max_turn_tokens=64",
+         "ConversationSettings.max_agent_turns=10", "LoopSettings.batch_size=16",
+         "ActorCriticHParams.microbatch_rows=64"]
+PAPER_STEPS_PER_S = 0.1  # the paper's T5-large MTPO on 16 TPU chips (digest A12)
+
+
+def recommended_mesh(slice_name: str) -> dict[str, int]:
+  """FSDP over every device: parameters, both optimizer states and mu are split 1/N per chip, and the batch
+  too (T5 v1.1 up to XXL has no layer wide enough to need tensor parallelism at these batch sizes)."""
+  return {"data": 1, "fsdp": -1, "model": 1}
+
+
+def cell_key(model: str, slice_name: str, scale: float, remat: str) -> str:
+  return f"{model}|{slice_name}|x{scale:g}|{remat}"
+
+
+def compile_cell(model: str, slice_name: str, scale: float, remat: str, timeout: int, mem_gib: float) -> dict:
+  mesh = recommended_mesh(slice_name)
+  out = os.path.join("/tmp", f"scaling_{model}_{slice_name}_{scale:g}_{remat}.json")
+  cmd = [sys.executable, os.path.join(REPO, "tools", "aot_compile.py"), "--gin_file=runs/mtpo.gin",
+         f"--gin_file=models/t5_1_1_{model}.gin", f"--slice={slice_name}", "--steps=actor_critic",
+         f"--batch_scale={scale}", f"--json={out}", "--gin.MODEL_DIR='unused'",
+         f"--gin.T5Config.remat_policy='{remat}'"] + [f"--gin.MeshSpec.{k}={v}" for k, v in mesh.items()]
+  cmd += [f"--gin.{b}" for b in PAPER]
+
+  def cap():
+    limit = int(mem_gib * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+  t0 = time.time()
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=cap, cwd=REPO)
+  except subprocess.TimeoutExpired:
+    return {"status": f"compile exceeded {timeout} s", "wall_s": time.time() - t0}
+  if proc.returncode != 0:
+    tail = [line for line in proc.stderr.splitlines() if line.startswith("aot_compile: error")]
+    oom = "MemoryError" in proc.stderr or "std::bad_alloc" in proc.stderr or proc.returncode < 0
+    return {"status": "compile exceeded host memory" if oom else (tail[-1] if tail else f"exit {proc.returncode}"),
+            "wall_s": time.time() - t0}
+  data = json.load(open(out))
+  return {"status": "ok", "wall_s": time.time() - t0, **data["reports"][0], "shapes": data["shapes"]}
+
+
+def format_table(cells: dict) -> str:
+  gib = lambda b: f"{b / 2**30:.1f}"
+  rows = ["| model | slice | batch | compiler | mesh (data x fsdp x model) | fits | per-chip GiB (of HBM) | "
+          "roofline step | steps/s vs paper's 0.1 | MFU bound |", "|" + "---|" * 10]
+  for key in sorted(cells, key=lambda k: (MODELS.index(k.split("|")[0]), SLICES.index(k.split("|")[1])
+                                          if k.split("|")[1] in SLICES else 99, k)):
+    model, slice_name, scale, remat = key.split("|")
+    c = cells[key]
+    batch = f"{scale} ({int(16 * float(scale[1:]))} contexts)" + ("" if remat == "none" else f", remat {remat}")
+    if c.get("status") != "ok":
+      rows.append(f"| {model} | {slice_name} | {batch} | - | - | {c.get('status')} | - | - | - | - |")
+      continue
+    m = c["mesh"]
+    mesh = f"{m['data']} x {m['fsdp']} x {m['model']}"
+    if c.get("error"):
+      rows.append(f"| {model} | {slice_name} | {batch} | {c['compiler']} | {mesh} | **no**: {c['error'][:160]} "
+                  f"| - | - | - | - |")
+      continue
+    steps_s = 1.0 / c["roofline_s"]
+    rows.append(f"| {model} | {slice_name} | {batch} | {c['compiler']} | {mesh} | {'yes' if c['fits'] else '**no**'} "
+                f"| {gib(c['peak_bytes'])} ({gib(c['hbm_bytes'])}) | {c['roofline_s'] * 1e3:,.0f} ms "
+                f"({c['bound']}) | {steps_s:.2f}/s = {steps_s / PAPER_STEPS_PER_S:.1f}x | {c['mfu_bound']:.0%} |")
+  return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--models", default=",".join(MODELS))
+  ap.add_argument("--slices", default=",".join(SLICES))
+  ap.add_argument("--scales", default="1,4", help="batch multiples of the paper's 16 contexts")
+  ap.add_argument("--remat", default="none")
+  ap.add_argument("--timeout", type=int, default=1800, help="seconds per compile")
+  ap.add_argument("--host_memory_gib", type=float, default=20.0, help="address-space cap per compile")
+  ap.add_argument("--table_only", action="store_true")
+  ap.add_argument("--cache", default=CACHE)
+  args = ap.parse_args(argv)
+  cells = json.load(open(args.cache)) if os.path.exists(args.cache) else {}
+  if not args.table_only:
+    for model in args.models.split(","):
+      for slice_name in args.slices.split(","):
+        for scale in (float(s) for s in args.scales.split(",")):
+          key = cell_key(model, slice_name, scale, args.remat)
+          if key in cells:
+            continue
+          print(f"compiling {key} ...", flush=True)
+          cells[key] = compile_cell(model, slice_name, scale, args.remat, args.timeout, args.host_memory_gib)
+          print(f"  {cells[key].get('status')} in {cells[key]['wall_s']:.0f} s", flush=True)
+          os.makedirs(os.path.dirname(args.cache), exist_ok=True)
+          with open(args.cache, "w") as f:
+            json.dump(cells, f, indent=1, sort_keys=True)
+  print(format_table(cells))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
