@@ -80,11 +80,18 @@ def libtpu_available() -> bool:
   return True
 
 
+def _share_libtpu() -> None:
+  """libtpu admits one process per machine (a lockfile) unless told otherwise; compiling touches no TPU, so
+  several compiling processes (a test run beside a scaling table) may share it."""
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+
+
 def slice_devices(name: str, allow_stand_in: bool = True) -> SliceDevices:
   """The devices of slice `name`: libtpu's description of the real topology when it is installed (TPU slices),
   else the process's first N CPU devices. TopologyError when neither is possible."""
   chip, topology, n = slice_spec(name)
   if topology is not None and libtpu_available():
+    _share_libtpu()
     from jax.experimental import topologies
     devices = topologies.get_topology_desc(platform="tpu", topology_name=topology).devices
     if len(devices) != n:

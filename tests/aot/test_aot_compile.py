@@ -144,3 +144,21 @@ def test_a_step_too_big_for_the_chip_is_a_row_not_a_crash():
                                        0)
   assert not report.fits and report.peak_bytes is None or report.peak_bytes > report.hbm_bytes
   assert np.isfinite(report.hbm_bytes)
+
+
+def test_depth_extrapolation_is_the_line_through_two_probes():
+  sys.path.insert(0, os.path.join(REPO, "tools"))
+  import scaling_table
+  mem = lambda base, per: {k: base + per for k in scaling_table.MEMORY_EXTRAPOLATED}
+  # per device: 1 GiB + 0.25 GiB per layer; 1e12 + 1e11 FLOPs per layer; bytes 1e9 + 1e8 per layer
+  probe = lambda layers: {"status": "ok", "peak_bytes": 2**30 + layers * 2**28, "flops": 1e12 + layers * 1e11,
+                          "bytes_accessed": 1e9 + layers * 1e8, "memory": mem(1.0, layers), "wall_s": 1.0,
+                          "hbm_bytes": 16 * 2**30, "compiler": "tpu", "mesh": {}}
+  out = scaling_table.extrapolate({2: probe(2), 4: probe(4)}, 24, "v5e-16")
+  assert out["peak_bytes"] == pytest.approx(2**30 + 24 * 2**28)  # 7 GiB: fits a v5e's 16
+  assert out["flops"] == pytest.approx(1e12 + 24 * 1e11) and out["fits"]
+  assert out["memory"]["temp_size_in_bytes"] == pytest.approx(25.0)
+  assert out["roofline_s"] == pytest.approx(max(3.4e12 / 197e12, 3.4e9 / 819e9))
+  assert out["method"] == "extrapolated from 2- and 4-layer compiles"
+  big = scaling_table.extrapolate({2: probe(2), 4: {**probe(4), "peak_bytes": 2**30 + 4 * 2**30}}, 24, "v5e-16")
+  assert not big["fits"]  # 1.75 GiB per layer from 4 layers on: 40 GiB at 24
