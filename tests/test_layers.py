@@ -20,7 +20,7 @@ LAYERS = (
     ("oracles",),
     ("data",),
     ("training",),
-    ("pipeline", "evaluation", "gin_registry", "launch"),
+    ("pipeline", "evaluation", "aot", "gin_registry", "launch"),
     ("main", "data_cli", "inspect_cli"),
 )
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

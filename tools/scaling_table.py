@@ -58,7 +58,7 @@ def compile_cell(model: str, slice_name: str, scale: float, remat: str, timeout:
                  layers: int | None = None) -> dict:
   """One compile in its own process; `layers` overrides the encoder and decoder depth (a depth probe)."""
   mesh = recommended_mesh(slice_name)
-  out = os.path.join("/tmp", f"scaling_{model}_{slice_name}_{scale:g}_{remat}.json")
+  out = os.path.join("/tmp", f"scaling_{model}_{slice_name}_{scale:g}_{remat}_{layers or 'full'}.json")
   cmd = [sys.executable, os.path.join(REPO, "tools", "aot_compile.py"), "--gin_file=runs/mtpo.gin",
          f"--gin_file=models/t5_1_1_{model}.gin", f"--slice={slice_name}", "--steps=actor_critic",
          f"--batch_scale={scale}", f"--json={out}", "--gin.MODEL_DIR='unused'",

@@ -86,11 +86,14 @@ class StepShapes:
 @dataclasses.dataclass
 class AbstractStep:
   """name; jitted: a Partitioner.jit function (lowers with the mesh and rules in scope); args: its abstract
-  arguments; params: the number of trained parameters it updates or reads."""
+  arguments; params: the number of trained parameters it updates or reads; loop_trips: how many times the step's
+  loops run their bodies (the microbatches of the actor-critic update; 1 for a step without loops), which XLA's
+  cost analysis counts once (compile_report scales by it)."""
   name: str
   jitted: Callable
   args: tuple
   params: int
+  loop_trips: int = 1
 
 
 def with_shardings(abstract: Any, shardings: Any) -> Any:
@@ -159,8 +162,9 @@ def actor_critic_step(config: T5Config, policy_tx: optax.GradientTransformation,
                            in_shardings=(state_sh, batch_sh, frozen_sh), out_shardings=(state_sh, replicated),
                            donate_argnums=0)
   frozen = {"reference": with_shardings(abstract.policy.params, state_sh.policy.params)}
+  trips = n // hparams.microbatch_rows if 0 < hparams.microbatch_rows < n else 1
   return AbstractStep("actor_critic", jitted, (with_shardings(abstract, state_sh), batch, frozen),
-                      _count(abstract.policy.params) + _count(abstract.value.params))
+                      _count(abstract.policy.params) + _count(abstract.value.params), loop_trips=trips)
 
 
 def _value_state(config: T5Config, tx: optax.GradientTransformation, partitioner: partitioning.Partitioner,
