@@ -162,3 +162,20 @@ def test_depth_extrapolation_is_the_line_through_two_probes():
   assert out["method"] == "extrapolated from 2- and 4-layer compiles"
   big = scaling_table.extrapolate({2: probe(2), 4: {**probe(4), "peak_bytes": 2**30 + 4 * 2**30}}, 24, "v5e-16")
   assert not big["fits"]  # 1.75 GiB per layer from 4 layers on: 40 GiB at 24
+
+
+def test_the_microbatched_update_counts_every_microbatch():
+  # XLA's cost analysis counts a loop body once; the update's 4 microbatches must count 4 times, so its FLOPs
+  # equal (up to the optimizer update outside the loops) those of the same step run on all rows at once.
+  from mtpo_jax.rl.actor_critic import ActorCriticHParams
+  config = T5Config(vocab_size=256, d_model=64, d_kv=16, num_heads=4, d_ff=128)
+  mesh = partitioning.make_mesh(partitioning.MeshSpec(data=1, fsdp=4), jax.devices()[:4])
+  partitioner = partitioning.Partitioner(mesh)
+  tx = optimizers.make_optimizer("adafactor", 1e-3)[0]
+  flops = {}
+  for mb in (0, 16):
+    shapes = steps.StepShapes(contexts=8, copies=2, turns=4, rl_input_length=32, turn_tokens=8, microbatch_rows=mb)
+    step = steps.actor_critic_step(config, tx, tx, ActorCriticHParams(), partitioner, shapes)
+    assert step.loop_trips == (4 if mb else 1)
+    flops[mb] = compile_report.compile_step(step, hardware.CHIPS["v5e"], "cpu4", "cpu stand-in", {}, 0).flops
+  assert flops[16] == pytest.approx(flops[0], rel=0.03), flops
