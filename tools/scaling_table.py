@@ -141,7 +141,8 @@ def run_cell(model: str, slice_name: str, scale: float, remat: str, timeout: int
 def format_table(cells: dict) -> str:
   gib = lambda b: f"{b / 2**30:.1f}"
   rows = ["| model | slice | batch | compiler | mesh (data x fsdp x model) | fits | per-chip GiB (of HBM) | "
-          "roofline step | steps/s: x the paper's 0.1 | MFU bound | how | commit |", "|" + "---|" * 12]
+          "update roofline | update steps/s (x the paper's 0.1 iterations/s) | MFU bound | how | commit |", "|" + "---|" * 12]
+  notes = []
   for key in sorted(cells, key=lambda k: (MODELS.index(k.split("|")[0]), SLICES.index(k.split("|")[1])
                                           if k.split("|")[1] in SLICES else 99, k)):
     model, slice_name, scale, remat, _ = key.split("|")
@@ -163,7 +164,55 @@ def format_table(cells: dict) -> str:
                 f"| {gib(c['peak_bytes'])} ({gib(c['hbm_bytes'])}) | {c['roofline_s'] * 1e3:,.0f} ms "
                 f"({c['bound']}) | {steps_s:.2f}/s = {steps_s / PAPER_STEPS_PER_S:.1f}x | {c['mfu_bound']:.0%} | {how} "
                 f"| {commit} |")
-  return "\n".join(rows)
+  for key in sorted(cells):
+    if advice(cells[key]):
+      notes.append(f"- {key.split('|')[0]} on {key.split('|')[1]} at {key.split('|')[2]}: {advice(cells[key])}.")
+  return "\n".join(rows + ([""] + notes if notes else []))
+
+
+def advice(c: dict) -> str:
+  """What would make a cell fit, from where its bytes go."""
+  if c.get("status") != "ok":
+    return ""
+  if c.get("error"):
+    return "the compiler refused it for HBM: more chips (fsdp), T5Config.remat_policy='full', or a smaller batch"
+  if c["fits"]:
+    return ""
+  m, hbm = c["memory"], c["hbm_bytes"]
+  state = m["argument_size_in_bytes"]
+  if state > 0.8 * hbm:
+    n = c["mesh"]["data"] * c["mesh"]["fsdp"] * c["mesh"]["model"]
+    need = int(-(-state * n // (0.5 * hbm)))
+    return (f"parameters, optimizer state and mu alone take {state / 2**30:.1f} GiB per chip: shard over about "
+            f"{need} devices (more fsdp) or keep them in bf16")
+  return (f"temporaries take {m['temp_size_in_bytes'] / 2**30:.1f} GiB: T5Config.remat_policy='full' or smaller "
+          "microbatches (ActorCriticHParams.microbatch_rows)")
+
+
+def largest_fitting(cells: dict) -> str:
+  lines = []
+  for slice_name in SLICES:
+    fit = [k.split("|")[0] for k, c in cells.items() if k.split("|")[1] == slice_name and k.split("|")[2] == "x1"
+           and c.get("status") == "ok" and not c.get("error") and c.get("fits")]
+    tried = {k.split("|")[0] for k in cells if k.split("|")[1] == slice_name and k.split("|")[2] == "x1"}
+    if tried:
+      best = max(fit, key=MODELS.index) if fit else "none"
+      lines.append(f"- {slice_name}: {best} (of {', '.join(m for m in MODELS if m in tried)} compiled)")
+  return "\n".join(lines)
+
+
+START, END = "<!-- scaling-table:start -->", "<!-- scaling-table:end -->"
+
+
+def write_docs(cells: dict, path: str) -> None:
+  text = open(path).read()
+  if START not in text or END not in text:
+    raise ValueError(f"{path} has no {START} ... {END} block to replace")
+  block = (f"{START}\n{format_table(cells)}\n\nThe largest model whose MTPO step fits, at the paper's batch:\n"
+           f"{largest_fitting(cells)}\n{END}")
+  head, rest = text.split(START, 1)
+  with open(path, "w") as f:
+    f.write(head + block + rest.split(END, 1)[1])
 
 
 def main(argv=None) -> int:
@@ -176,6 +225,7 @@ def main(argv=None) -> int:
   ap.add_argument("--host_memory_gib", type=float, default=20.0, help="address-space cap per compile")
   ap.add_argument("--depth_probes", default="2,4", help="two layer counts to extrapolate from, or 'full'")
   ap.add_argument("--table_only", action="store_true")
+  ap.add_argument("--write_docs", default=None, help="replace the table block of this file (docs/scaling.md)")
   ap.add_argument("--cache", default=CACHE)
   args = ap.parse_args(argv)
   cells = json.load(open(args.cache)) if os.path.exists(args.cache) else {}
@@ -194,6 +244,8 @@ def main(argv=None) -> int:
           with open(args.cache, "w") as f:
             json.dump(cells, f, indent=1, sort_keys=True)
   print(format_table(cells))
+  if args.write_docs:
+    write_docs(cells, args.write_docs)
   return 0
 
 
