@@ -192,11 +192,13 @@ def advice(c: dict) -> str:
 def largest_fitting(cells: dict) -> str:
   lines = []
   for slice_name in SLICES:
-    fit = [k.split("|")[0] for k, c in cells.items() if k.split("|")[1] == slice_name and k.split("|")[2] == "x1"
-           and c.get("status") == "ok" and not c.get("error") and c.get("fits")]
+    fit = [(k.split("|")[0], k.split("|")[3]) for k, c in cells.items() if k.split("|")[1] == slice_name
+           and k.split("|")[2] == "x1" and c.get("status") == "ok" and not c.get("error") and c.get("fits")]
     tried = {k.split("|")[0] for k in cells if k.split("|")[1] == slice_name and k.split("|")[2] == "x1"}
     if tried:
-      best = max(fit, key=MODELS.index) if fit else "none"
+      # the largest model; without rematerialisation if it fits so
+      model, remat = min(fit, key=lambda f: (-MODELS.index(f[0]), f[1] != "none")) if fit else ("none", "none")
+      best = model + ("" if remat == "none" else f" (with remat_policy '{remat}')")
       lines.append(f"- {slice_name}: {best} (of {', '.join(m for m in MODELS if m in tried)} compiled)")
   return "\n".join(lines)
 
