@@ -1,8 +1,8 @@
 """Peak figures of the accelerators the scaling tables name, and the roofline bound of one step on them.
 
 Figures are per chip, from the vendors' pages (cited per row); where a runtime shows a chip as several devices
-(TPU v4 without megacore: 2 TensorCores, 2 JAX devices per chip) the per-device figures are the chip's divided
-evenly. The roofline is the classic one (Williams et al., 2009): a step cannot take less than its FLOPs over the
+(`devices_per_chip`; none does as used here: JAX runs TPU v4 in megacore mode, one device per chip) the
+per-device figures are the chip's divided evenly. The roofline is the classic one (Williams et al., 2009): a step cannot take less than its FLOPs over the
 peak FLOP/s, nor less than the bytes it moves over the memory bandwidth; the larger is the bound.
 """
 
@@ -40,7 +40,7 @@ class Chip:
 # "GB" on the TPU pages is the same HBM the compiler reports in GiB (v5e: "16 GB"; XLA: "available HBM 15.75G"
 # after its reservation), so capacities are taken as GiB; H100/H200 capacities are decimal GB, converted.
 CHIPS: dict[str, Chip] = {
-    "v4": Chip("TPU v4", "TPU v4", 275.0, 32.0, 1200.0, 2, "https://cloud.google.com/tpu/docs/v4"),
+    "v4": Chip("TPU v4", "TPU v4", 275.0, 32.0, 1200.0, 1, "https://cloud.google.com/tpu/docs/v4"),
     "v5e": Chip("TPU v5e", "TPU v5 lite", 197.0, 16.0, 819.0, 1, "https://cloud.google.com/tpu/docs/v5e"),
     "v5p": Chip("TPU v5p", "TPU v5", 459.0, 95.0, 2765.0, 1, "https://cloud.google.com/tpu/docs/v5p"),
     "v6e": Chip("TPU v6e", "TPU v6 lite", 918.0, 32.0, 1640.0, 1, "https://cloud.google.com/tpu/docs/v6e"),

@@ -8,7 +8,9 @@ XLA_FLAGS=--xla_force_host_platform_device_count=N, `fake_cpu_flags`), and the f
 which `SliceDevices.compiler` says.
 
 Slice names count chips for v5e, v5p and v6e and TensorCores for v4 (Cloud TPU's own naming: a v4-8 is 4
-chips, 8 cores; a v5p-128 is 64 chips), and `hN` is N GPUs of one H100 host.
+chips, 8 cores; a v5p-128 is 64 chips), and `hN` is N GPUs of one H100 host. libtpu describes each of a v4
+chip's two TensorCores as a device, but JAX runs v4 in megacore mode, one device per chip (its meshes refuse
+anything else), so one device per chip is kept.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from mtpo_jax.aot.hardware import CHIPS, Chip
 
 # slice name -> (chip key, libtpu topology name or None for GPUs, JAX devices)
 SLICES: dict[str, tuple[str, str | None, int]] = {
-    "v4-8": ("v4", "v4:2x2x1", 8),
-    "v4-32": ("v4", "v4:2x2x4", 32),
-    "v4-128": ("v4", "v4:4x4x4", 128),
+    "v4-8": ("v4", "v4:2x2x1", 4),
+    "v4-32": ("v4", "v4:2x2x4", 16),
+    "v4-128": ("v4", "v4:4x4x4", 64),
     "v5e-4": ("v5e", "v5e:2x2", 4),
     "v5e-16": ("v5e", "v5e:4x4", 16),
     "v5e-64": ("v5e", "v5e:8x8", 64),
@@ -93,7 +95,8 @@ def slice_devices(name: str, allow_stand_in: bool = True) -> SliceDevices:
   if topology is not None and libtpu_available():
     _share_libtpu()
     from jax.experimental import topologies
-    devices = topologies.get_topology_desc(platform="tpu", topology_name=topology).devices
+    devices = [d for d in topologies.get_topology_desc(platform="tpu", topology_name=topology).devices
+               if getattr(d, "core_on_chip", 0) == 0]  # megacore: one device per chip
     if len(devices) != n:
       raise TopologyError(f"libtpu describes {topology} with {len(devices)} devices; the table expects {n}")
     return SliceDevices(name, chip, tuple(devices), "tpu")
