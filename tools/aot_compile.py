@@ -145,10 +145,9 @@ def _run(args, bindings) -> int:
     raise ValueError(f"no steps known for run.job = {job or 'unbound'}; pass --steps "
                      f"(some of {', '.join(steps.STEP_NAMES)})")
   shapes = fit_batches_to_mesh(shapes, steps.data_parallel_size(partitioner))
-  if "actor_critic" in names:
-    hp = gin.get_configurable("ActorCriticHParams")()
-    if hp.tau > 0 and "mixture_prefill" not in names:
-      names = names + ("mixture_prefill", "mixture_decode")
+  hp = gin.get_configurable("ActorCriticHParams")()  # the run's (kl_in_reward adds a pass to the update)
+  if "actor_critic" in names and hp.tau > 0 and "mixture_prefill" not in names:
+    names = names + ("mixture_prefill", "mixture_decode")
   with gin.config_scope("policy"):
     optimizer = gin.get_configurable("make_optimizer")()
   print(f"slice {slice_name}: {target.num_devices} x {target.chip.name} ({target.compiler}); mesh "
@@ -156,7 +155,7 @@ def _run(args, bindings) -> int:
         f"{config.num_decoder_layers} dtype={jax.numpy.dtype(config.dtype).name} remat={config.remat_policy}",
         flush=True)
   reports = []
-  for step in steps.build_steps(names, config, partitioner, shapes, optimizer):
+  for step in steps.build_steps(names, config, partitioner, shapes, optimizer, hp):
     r = compile_report.compile_step(step, target.chip, slice_name, target.compiler, dict(mesh.shape),
                                     shapes.tokens(step.name))
     reports.append(r)
