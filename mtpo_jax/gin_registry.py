@@ -28,6 +28,7 @@ def register() -> None:
   from mtpo_jax.openai_client import ChatConfig
   from mtpo_jax.oracles import endpoint, learned
   from mtpo_jax.oracles.bradley_terry import sale_reward_judge
+  from mtpo_jax.oracles.population import PopulationJudge, Rater
   from mtpo_jax.oracles.rubric import RubricJudge
   from mtpo_jax.pipeline import run as pipeline_run
   from mtpo_jax.pipeline.plan import PlanConfig
@@ -50,6 +51,7 @@ def register() -> None:
       "QSettings": iterative_ppo.QSettings, "PipelinePlan": PlanConfig,
       # judges
       "RubricJudge": RubricJudge, "sale_reward_judge": sale_reward_judge,
+      "PopulationJudge": PopulationJudge, "Rater": Rater,
       "learned_reward_judge": learned.load_reward_judge, "learned_preference_judge": learned.load_preference_judge,
       "endpoint_judge": endpoint.endpoint_judge, "ChatConfig": ChatConfig,
       # data

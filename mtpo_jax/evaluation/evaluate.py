@@ -7,9 +7,10 @@ Each --run NAME=DIR[,DIR...] is an SFT, RL or Iterative PPO run directory (sever
 averaged over every seed pair as in the paper's 3 x 3 seed matrices) (its newest checkpoint; its config.gin gives the
 T5Config, or pass --gin_file/--gin for every run). For education, DIR may instead name a scripted teacher of the
 data generator, `scripted:<preference>:<reaction>` (envs/education/scripted_teacher.py, e.g.
-`--run ceiling=scripted:hands_on:might_adapt`). Every method plays the same held-out contexts with the same
-sampling keys; the ground-truth judge (the rubric for education, the sale price for negotiation) compares every
-pair in both orders. Conversation settings (max_agent_turns, input_length, max_turn_tokens, temperature) default
+`--run ceiling=scripted:hands_on:might_adapt`) or a canonical strategy `canonical:<strategy>` (e.g.
+`--run discover=canonical:discover`). Every method plays the same held-out contexts with the same
+sampling keys; the ground-truth judge (--judge: the rubric, or the rater panel of oracles/population.py, for
+education; the sale price for negotiation) compares every pair in both orders. Conversation settings (max_agent_turns, input_length, max_turn_tokens, temperature) default
 to the first RL run's config.gin that binds them, then to train_rl's defaults; they are the same for every method.
 
 Writes OUT/win_matrix.md, win_matrix.json, win_matrix.png, curves.png (win rate, KL, value loss from the runs'
@@ -35,6 +36,7 @@ from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.oracles.bradley_terry import sale_reward_judge
 
 # train_rl's defaults, used when neither the command line nor any run's config.gin sets them.
+GROUND_TRUTH_JUDGES = ("rubric", "population")
 DEFAULT_SETTINGS = {"max_agent_turns": 10, "input_length": 512, "max_turn_tokens": 64, "temperature": 1.0}
 
 
@@ -48,6 +50,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--env", default="education", choices=registry.ENVIRONMENTS)
   parser.add_argument("--split", default="eval", choices=("eval", "test"), help="held-out context stream")
   parser.add_argument("--seed", type=int, default=0, help="contexts, sampling keys, students and the bootstrap")
+  parser.add_argument("--judge", default="rubric", choices=GROUND_TRUTH_JUDGES,
+                      help="education's ground truth: the rubric or the intransitive rater panel (population)")
   for name, kind in (("max_agent_turns", int), ("input_length", int), ("max_turn_tokens", int),
                      ("temperature", float)):
     parser.add_argument(f"--{name}", type=kind, default=None, help="default: from the runs' config.gin")
@@ -90,11 +94,17 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
           for k, d in DEFAULT_SETTINGS.items()}
 
 
-def ground_truth_judge(env_name: str) -> Any:
-  """The evaluation judge: the rubric (Education Dialogue) or Bradley-Terry over the sale price (negotiation)."""
+def ground_truth_judge(env_name: str, judge: str = "rubric") -> Any:
+  """The evaluation judge: for Education Dialogue the rubric or the rater panel (`judge`, GROUND_TRUTH_JUDGES),
+  for negotiation Bradley-Terry over the sale price."""
+  if judge not in GROUND_TRUTH_JUDGES:
+    raise ValueError(f"unknown judge {judge!r}; expected one of {GROUND_TRUTH_JUDGES}")
   if env_name == "education":
+    from mtpo_jax.oracles.population import PopulationJudge
     from mtpo_jax.oracles.rubric import RubricJudge
-    return RubricJudge()
+    return RubricJudge() if judge == "rubric" else PopulationJudge()
+  if judge != "rubric":
+    raise ValueError(f"--judge {judge} exists for education only; negotiation is judged by the sale price")
   return sale_reward_judge()
 
 
@@ -127,13 +137,16 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
   """Runs the CLI (see the module docstring) and returns the matrix."""
   args = parse_args(sys.argv[1:] if argv is None else argv)
   settings = resolve_settings(args)
+  judge = ground_truth_judge(args.env, args.judge)  # a bad --judge fails before any work
   loaded, scripted = {}, {}
   for key, directory in seed_runs(args.runs).items():
-    if directory.startswith(scripted_teacher.PREFIX):
+    if scripted_teacher.is_scripted(directory):
       if args.env != "education" or args.student:
         raise ValueError(f"--run {directory}: scripted teachers play Education Dialogue with the scripted student "
                          "only (no --student, --env education)")
-      scripted_teacher.parse_name(directory)  # fail on a bad name before any work
+      # fail on a bad name before any work
+      (scripted_teacher.parse_canonical if directory.startswith(scripted_teacher.CANONICAL_PREFIX)
+       else scripted_teacher.parse_name)(directory)
       scripted[key] = directory
       continue
     config = pol.model_config(directory, args.gin_file, args.gin)
@@ -155,9 +168,8 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
     start += len(dirs)
   t1 = time.time()
   # JUDGE: both orders of every pair of runs, bootstrap over contexts
-  judge = ground_truth_judge(args.env)
   result = grouped_win_matrix(conversations, judge, resamples=args.resamples, seed=args.seed)
-  info = {"env": args.env, "split": args.split, "seed": args.seed, "settings": settings,
+  info = {"env": args.env, "judge": args.judge, "split": args.split, "seed": args.seed, "settings": settings,
           "play_s": t1 - t0, "judge_s": time.time() - t1,
           "vocab": args.vocab, "student": args.student, "runs": {}}
   for name, dirs in args.runs.items():

@@ -87,19 +87,22 @@ class RubricWeights:
 
 
 def _teacher_terms(conv: Conversation, topic: str, preference: str,
-                   w: RubricWeights) -> tuple[dict[str, float], int]:
-  """(teacher-side terms, number of topical teaching turns: teaching turns with >= 2 topic words)."""
+                   w: RubricWeights) -> tuple[dict[str, float], int, list[tuple[str | None, float]]]:
+  """(teacher-side terms, number of topical teaching turns: teaching turns with >= 2 topic words, lessons: one
+  (detected style, credit) per teaching turn, credit 1 with topic content, 0.5 without, 0 if degenerate or
+  repeated: the weight `adaptation` gives the turn's style match)."""
   tc = [cues.analyze_turn(t.text, topic) for t in conv.turns if t.is_agent]
   repeats = [cues.is_repeat(c, tc[:i]) for i, c in enumerate(tc)]
   asks = [i for i, c in enumerate(tc) if c.asks_preference]
   discovery = 0.0 if not asks else 1.0 if asks[0] < 3 else 0.5
-  matches, clear, topical = [], [], 0
+  matches, clear, topical, lessons = [], [], 0, []
   for c, rep in zip(tc, repeats):
     if not cues.is_teaching(c):
       continue
     bad = cues.is_degenerate(c) or rep
     content = 1.0 if c.content >= 2 else 0.5  # style without topic content is half a lesson
-    matches.append(0.0 if bad else content * attributes.match_strength(c.style, preference))
+    lessons.append((c.style, 0.0 if bad else content))
+    matches.append(lessons[-1][1] * attributes.match_strength(c.style, preference))
     clear.append(not bad and c.content >= 2 and 8 <= c.n_words <= 90)
     topical += c.content >= 2
   inviting = sum(c.invites or c.praise or (c.n_words >= 3 and not cues.is_degenerate(c) and c.style == "interactive")
@@ -114,7 +117,7 @@ def _teacher_terms(conv: Conversation, topic: str, preference: str,
       "degenerate": -(w.says_nothing * sum(c.says_nothing for c in tc) + w.stuffed * sum(c.stuffed for c in tc)
                       + w.overlong * sum(c.overlong for c in tc) + w.repeat * sum(repeats)
                       + w.judge_text * sum(c.addresses_judge for c in tc)),
-  }, topical
+  }, topical, lessons
 
 
 def _student_terms(conv: Conversation, topic: str, w: RubricWeights) -> dict[str, float]:
@@ -152,12 +155,17 @@ class RubricJudge:
 
   def breakdown(self, conversation: Conversation) -> dict[str, float]:
     """Criterion -> contribution to the score of one conversation."""
+    return self.read(conversation)[0]
+
+  def read(self, conversation: Conversation) -> tuple[dict[str, float], list[tuple[str | None, float]]]:
+    """(breakdown, lessons): the criteria and one (detected style, credit) per teaching turn, credit 1 with topic
+    content, 0.5 without, 0 for a degenerate or repeated turn (oracles/population.py weighs lessons by taste)."""
     ctx = conversation.context
     try:
       topic, preference = ctx.visible["topic"], attributes.student_style_of(ctx.hidden["student_preference"])
     except KeyError as e:
       raise ValueError(f"context {ctx.context_id!r} lacks {e.args[0]!r} (see envs/education/convert.py)") from None
-    terms, topical_turns = _teacher_terms(conversation, topic, preference, self.weights)
+    terms, topical_turns, lessons = _teacher_terms(conversation, topic, preference, self.weights)
     terms.update(_student_terms(conversation, topic, self.weights))
     terms["ending"] = _ending_term(conversation, topic, self.weights, self.partial)
     # A lesson earns its bonuses by teaching its topic: the positive parts of participation, engagement,
@@ -166,7 +174,7 @@ class RubricJudge:
     share = min(1.0, topical_turns / 3.0)
     for key in GATED:
       terms[key] = terms[key] * share if terms[key] > 0 else terms[key]
-    return terms
+    return terms, lessons
 
   def score(self, conversations: Sequence[Conversation]) -> np.ndarray:
     """[batch] float64 rubric scores."""

@@ -70,6 +70,8 @@ JUDGES = {
     "pm_single_turn_value": ("preference_model", "single_turn_value"),
 }
 NEGOTIATION_JUDGES = {"rm": ("reward_model", "policy"), "pm": ("preference_model", "policy")}
+# Education Dialogue's ground truth (PlanConfig.judge) -> its Gin reference.
+GROUND_TRUTH = {"rubric": "@RubricJudge()", "population": "@PopulationJudge()"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,11 @@ class PlanConfig:
   """Everything the graph depends on (Gin: PipelinePlan); see gin/experiments/pipeline_tiny.gin for the values of
   the default. train_student: SFT the Education Dialogue student too (digest A9 step 2); environment_student:
   "scripted" (the generator's simulator) or "learned" (that student plays the environment in every later stage).
-  overrides: Gin bindings per stage kind or stage (`_check` lists the keys). run_pipeline fills run_dir."""
+  overrides: Gin bindings per stage kind or stage (`_check` lists the keys). run_pipeline fills run_dir.
+  judge: Education Dialogue's ground truth, which labels the judges' pairs, measures the RL runs' win rates and
+  judges the evaluation: "rubric" (oracles/rubric.py) or "population" (the intransitive rater panel of
+  oracles/population.py). challengers: scripted teachers or canonical strategies (`canonical:discover`,
+  envs/education/scripted_teacher.py) the evaluation plays beside the trained methods."""
   run_dir: str = ""
   model_gin_files: tuple[str, ...] = ("models/t5_tiny.gin",)
   model_bindings: tuple[str, ...] = ("T5Config.vocab_size = 3072",)
@@ -93,6 +99,8 @@ class PlanConfig:
   vocab_size: int = 3000
   train_student: bool = True
   environment_student: str = "scripted"
+  judge: str = "rubric"
+  challengers: tuple[str, ...] = ()
   overrides: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
   python: str = sys.executable
 
@@ -102,12 +110,21 @@ def _check(cfg: PlanConfig) -> None:
     unknown = [m for m in getattr(cfg, name) if m not in known]
     if unknown:
       raise ValueError(f"unknown {name} {unknown}; expected some of {list(known)}")
-    if "sft" not in getattr(cfg, name):
-      raise ValueError(f"{name} must include 'sft' (the reference every method is compared with)")
+    if getattr(cfg, name) and "sft" not in getattr(cfg, name):
+      raise ValueError(f"{name} must include 'sft' (the reference every method is compared with), or be empty "
+                       "to skip that environment")
+  if not cfg.education_methods and not cfg.negotiation_methods:
+    raise ValueError("education_methods and negotiation_methods are both empty: nothing to train")
   if cfg.environment_student not in ("scripted", "learned"):
     raise ValueError(f"environment_student must be 'scripted' or 'learned', got {cfg.environment_student!r}")
   if cfg.environment_student == "learned" and not cfg.train_student:
     raise ValueError("environment_student = 'learned' needs train_student = True (the student SFT stage)")
+  if cfg.judge not in GROUND_TRUTH:
+    raise ValueError(f"PipelinePlan.judge must be one of {list(GROUND_TRUTH)}, got {cfg.judge!r}")
+  for name in cfg.challengers:
+    if not name.startswith(("scripted:", "canonical:")):
+      raise ValueError(f"challenger {name!r} is not a scripted teacher (scripted:<preference>:<reaction>) or a "
+                       "canonical strategy (canonical:<strategy>)")
   if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
     raise ValueError(f"seeds must be distinct and non-empty, got {cfg.seeds}")
   kinds = {"sft", "sft_student", "scorer", "rl", "iterative_ppo", "negotiation_sft", "negotiation_scorer", "negotiation_rl",
@@ -159,8 +176,10 @@ def build(cfg: PlanConfig) -> list[Stage]:
               "negotiation": [cfg.negotiation_train, cfg.negotiation_eval]}))
   b.stages.append(Stage("vocabulary", ("data",), action=functools.partial(
       _vocabulary_action, data_dir=data_dir, vocab_size=cfg.vocab_size), params={"vocab_size": cfg.vocab_size}))
-  _education(b, data_dir)
-  _negotiation(b, data_dir)
+  if cfg.education_methods:
+    _education(b, data_dir)
+  if cfg.negotiation_methods:
+    _negotiation(b, data_dir)
   return b.stages
 
 
@@ -219,13 +238,14 @@ def _rl(b: _Builder, name: str, method: Method, seed: int, sft: str, judge_dir: 
 
 
 def _evaluate(b: _Builder, name: str, env: str, runs: Mapping[str, Sequence[str]], deps: Sequence[str],
-              override_key: str, student: str | None = None) -> None:
+              override_key: str, student: str | None = None, extra: Sequence[str] = ()) -> None:
   cfg = b.cfg
-  argv = [cfg.python, "-m", "mtpo_jax.evaluation.evaluate", "--env", env, "--out", b.path(name),
+  argv = [cfg.python, "-m", "mtpo_jax.evaluation.evaluate", "--env", env, "--out", b.path(name), *extra,
           "--vocab", b.vocab, *([f"--student={b.path(student, 'checkpoints')}"] if student else []),
           *[f"--gin={x}" for x in cfg.model_bindings],
           *[f"--gin_file={f}" for f in cfg.model_gin_files],
-          *[f"--run={label}={','.join(b.path(d) for d in dirs)}" for label, dirs in runs.items()],
+          *[f"--run={label}={','.join(d if d.startswith(('scripted:', 'canonical:')) else b.path(d) for d in dirs)}"
+            for label, dirs in runs.items()],
           *b.over(override_key)]
   b.stages.append(Stage(name, tuple(deps) + ((student,) if student else ()), command=tuple(argv)))
 
@@ -243,8 +263,10 @@ def _education(b: _Builder, data_dir: str) -> None:
     kind, source = JUDGES[judge]
     partner = "rm" + judge[2:] if judge.startswith("pm") else None  # the pm reuses the rm's sampled pairs
     share = f"education/judges/{partner}" if partner in needed else None
+    # None: pair_sources.default_judge, the rubric (in its partial mode for single-turn-reward pairs)
+    labeller = "None" if cfg.judge == "rubric" else GROUND_TRUTH[cfg.judge]
     _scorer(b, f"education/judges/{judge}", kind, source, sft, ["scorer", f"scorer/{judge}"],
-            extra=["PairData.judge = None"], share_with=share, student=student)
+            extra=[f"PairData.judge = {labeller}"], share_with=share, student=student)
   runs: dict[str, list[str]] = {}
   for key in cfg.education_methods:
     m = EDUCATION_METHODS[key]
@@ -254,10 +276,15 @@ def _education(b: _Builder, data_dir: str) -> None:
     judge_dir = f"education/judges/{m.judge}"
     runs[m.label] = [
         _rl(b, f"education/rl/{key}/seed{s}", m, s, sft, judge_dir, JUDGES[m.judge][0],
-            ["iterative_ppo"] if key == "iterative_ppo" else ["rl", f"rl/{key}"], student=student)
+            ["iterative_ppo"] if key == "iterative_ppo" else ["rl", f"rl/{key}"], student=student,
+            extra=[] if key == "iterative_ppo" or cfg.judge == "rubric"
+            else [f"train_rl.eval_judge = {GROUND_TRUTH[cfg.judge]}"])
         for s in cfg.seeds]
-  _evaluate(b, "education/evaluation", "education", runs, [d for ds in runs.values() for d in ds], "evaluate",
-            student)
+  deps = [d for ds in runs.values() for d in ds]
+  for name in cfg.challengers:
+    runs[name.split(":", 1)[1]] = [name]
+  _evaluate(b, "education/evaluation", "education", runs, deps, "evaluate", student,
+            [] if cfg.judge == "rubric" else [f"--judge={cfg.judge}"])
 
 
 def _negotiation(b: _Builder, data_dir: str) -> None:

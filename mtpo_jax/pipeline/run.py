@@ -33,7 +33,7 @@ def run_pipeline(model_dir: str, *, plan_config: plan.PlanConfig = plan.PlanConf
       plan_config, run_dir=model_dir, model_gin_files=tuple(plan_config.model_gin_files),
       model_bindings=tuple(plan_config.model_bindings), seeds=tuple(plan_config.seeds),
       education_methods=tuple(plan_config.education_methods),
-      negotiation_methods=tuple(plan_config.negotiation_methods),
+      negotiation_methods=tuple(plan_config.negotiation_methods), challengers=tuple(plan_config.challengers),
       overrides={k: tuple(v) for k, v in (plan_config.overrides or {}).items()}, python=sys.executable)
   graph = plan.build(cfg)
   if only:

@@ -1,4 +1,5 @@
-"""Hand-written instances for the demonstrations C6 (intransitive preferences) and C8 (myopic turn judge).
+"""Hand-written instances for the demonstrations C6 (intransitive preferences) and C8 (myopic turn judge), and the
+teaching-strategy game: the tabular twin of the intransitive Education Dialogue experiment (docs/intransitive.md).
 
 Both are small, deterministic-by-construction and documented state by state so a reader can check them by hand.
 """
@@ -82,3 +83,44 @@ def seller_game() -> tuple[LayeredMDP, tuple]:
   opening = np.array([[0.5, 0.8], [0.2, 0.5]])  # P(row succ col): the low price "looks" better
   second = np.array([[[0.5, 0.7], [0.3, 0.5]], [[0.5, 0.3], [0.7, 0.5]]])  # close at AFTER_LOW, justify at HIGH
   return mdp, (opening[None, None], second[None])
+
+
+# Teaching-strategy game (tabular twin of docs/intransitive.md).
+ASK, TEACH = 0, 1  # opening actions
+ASKED, TEACHING = 0, 1  # layer-2 states
+DISCOVER = 0  # final state of asking then adapting; final state 1 + k is "teach style k" for every turn
+
+
+def strategy_game(pref: np.ndarray, mu_ask: float, mu_styles: np.ndarray) -> LayeredMDP:
+  """The canonical teaching strategies of envs/education/scripted_teacher.py (CANONICAL: discover, then one
+  strategy per style) as a two-turn game whose final-state preference is `pref`.
+
+  pref:      [1 + K, 1 + K] P(strategy i's conversation > strategy j's) on the same context, averaged over
+             contexts (a judge's policy-level matrix: envs/education/strategy_game.py), index 0 = discover.
+  Layer 1: one state; action ASK (mu_ask) -> ASKED, action TEACH (1 - mu_ask) -> TEACHING; the other K - 2
+           actions are unavailable (mu = 0).
+  Layer 2: ASKED has one available action (teach the answered style) -> DISCOVER; TEACHING has K actions,
+           style k -> final state 1 + k, with mu = mu_styles [K].
+  The student's hidden preference is averaged inside `pref`, so transitions are deterministic.
+  """
+  pref = np.asarray(pref, np.float64)
+  mu_styles = np.asarray(mu_styles, np.float64)
+  k = mu_styles.shape[0]
+  if pref.shape != (1 + k, 1 + k):
+    raise ValueError(f"pref must be [{1 + k}, {1 + k}] (discover + {k} styles), got {pref.shape}")
+  if not 0 < mu_ask < 1 or k < 2:
+    raise ValueError(f"need 0 < mu_ask < 1 and at least two styles, got mu_ask={mu_ask}, {k} styles")
+  trans1 = np.zeros((1, 1, k, 2))
+  trans1[0, 0, ASK, ASKED] = trans1[0, 0, TEACH, TEACHING] = 1.0
+  trans1[0, 0, 2:, TEACHING] = 1.0  # unavailable actions still need a valid row
+  trans2 = np.zeros((1, 2, k, 1 + k))
+  trans2[0, ASKED, :, DISCOVER] = 1.0
+  trans2[0, TEACHING] = np.eye(k, 1 + k, 1)
+  mu1 = np.zeros((1, 1, k))
+  mu1[0, 0, ASK], mu1[0, 0, TEACH] = mu_ask, 1.0 - mu_ask
+  mu2 = np.zeros((1, 2, k))
+  mu2[0, ASKED, 0] = 1.0
+  mu2[0, TEACHING] = mu_styles / mu_styles.sum()
+  mdp = LayeredMDP(rho=np.ones(1), init=np.ones((1, 1)), trans=(trans1, trans2), mu=(mu1, mu2), pref=pref[None])
+  validate(mdp)
+  return mdp

@@ -6,6 +6,13 @@ by turn inside an `EducationEnv` over the scripted student, so it meets the same
 the same student replies as the trained policies, and it reads the student's reply intent from that student (the
 script sees intents, as in the generator). It is the reference ceiling of the learning benchmark: what a teacher
 that adapts on purpose scores under the ground-truth rubric.
+
+Canonical strategies, `canonical:<strategy>` (CANONICAL), are deterministic plans without the generator's random
+asking, straying and reactions: the pure strategies of the intransitive experiment's tabular twin
+(docs/intransitive.md) and the challengers of its exploitability proxy.
+  discover     turn 1 asks how the student learns; every later turn teaches in the answered style
+  <style>      every turn teaches in that style (lecture, interactive, hands_on, creative, assessment);
+               interactive lessons end with an invitation to ask or answer
 """
 
 from __future__ import annotations
@@ -14,15 +21,28 @@ import random
 from typing import Sequence
 
 from mtpo_jax.envs.education import attributes, teacher
+from mtpo_jax.envs.education import teacher_phrases as tp
 from mtpo_jax.envs.education.env import EducationEnv, ScriptedStudent, profile_of
 from mtpo_jax.types import Context, Conversation
 
 PREFIX = "scripted:"
+CANONICAL_PREFIX = "canonical:"
+CANONICAL = ("discover",) + attributes.STYLES
+
+
+def is_scripted(name: str) -> bool:
+  """Does `name` name a scripted teacher or a canonical strategy (rather than a run directory)?"""
+  return name.startswith(PREFIX) or name.startswith(CANONICAL_PREFIX)
 
 
 def all_names() -> list[str]:
   """Every scripted teacher, `scripted:<preference>:<reaction>`."""
   return [f"{PREFIX}{p}:{r}" for p in attributes.TEACHER_PREFERENCES for r in attributes.TEACHER_REACTIONS]
+
+
+def canonical_names() -> list[str]:
+  """Every canonical strategy, `canonical:<strategy>`."""
+  return [CANONICAL_PREFIX + c for c in CANONICAL]
 
 
 def parse_name(name: str) -> tuple[str, str]:
@@ -39,6 +59,8 @@ def parse_name(name: str) -> tuple[str, str]:
 def play(name: str, contexts: Sequence[Context], *, max_agent_turns: int, seed: int = 0) -> list[Conversation]:
   """One conversation per context of the scripted teacher `name` against the scripted student (environment seed
   `seed`, the same student the RL trainers and the evaluation use by default)."""
+  if name.startswith(CANONICAL_PREFIX):
+    return play_canonical(name, contexts, max_agent_turns=max_agent_turns, seed=seed)
   preference, reaction = parse_name(name)
   env = EducationEnv(ScriptedStudent(seed), max_agent_turns=max_agent_turns)
   student = env.student
@@ -56,5 +78,47 @@ def play(name: str, contexts: Sequence[Context], *, max_agent_turns: int, seed: 
       (conv,), _ = env.step([conv], [text])
       if not conv.done:
         _, intent = student.state(conv)
+    out.append(conv)
+  return out
+
+
+def parse_canonical(name: str) -> str:
+  """`canonical:<strategy>` -> strategy; ValueError naming the valid ones."""
+  strategy = name[len(CANONICAL_PREFIX):] if name.startswith(CANONICAL_PREFIX) else None
+  if strategy not in CANONICAL:
+    raise ValueError(f"{name!r} is not a canonical strategy; expected canonical:<strategy> with strategy in "
+                     f"{list(CANONICAL)}")
+  return strategy
+
+
+def canonical_turn(strategy: str, k: int, known_preference: str | None, topic: str, rng: random.Random) -> str:
+  """Teacher turn k (1-based) of a canonical strategy; `known_preference`: the student's answered style."""
+  opener = teacher._tidy(rng.choice(tp.OPENERS).format(topic=topic)) + " " if k == 1 else ""
+  if strategy == "discover":
+    if k == 1:
+      return opener + rng.choice(tp.ASK_PREFERENCE)
+    style = known_preference or "interactive"  # a student who never answered gets a discussion
+  else:
+    style = strategy
+  text = opener + teacher.teach_text(style, topic, rng)
+  return text + rng.choice(tp.INVITE) if style == "interactive" else text
+
+
+def play_canonical(name: str, contexts: Sequence[Context], *, max_agent_turns: int,
+                   seed: int = 0) -> list[Conversation]:
+  """One conversation per context of `canonical:<strategy>` against the scripted student (seed `seed`)."""
+  strategy = parse_canonical(name)
+  env = EducationEnv(ScriptedStudent(seed), max_agent_turns=max_agent_turns)
+  out = []
+  for ctx in contexts:
+    rng = random.Random(f"canonical-teacher:{seed}:{strategy}:{ctx.context_id}")
+    profile = profile_of(ctx)
+    (conv,) = env.reset([ctx])
+    k, known = 0, None
+    while not conv.done:
+      k += 1
+      (conv,), _ = env.step([conv], [canonical_turn(strategy, k, known, profile.topic, rng)])
+      if not conv.done and env.student.state(conv)[1] == "answer_preference":
+        known = profile.preference
     out.append(conv)
   return out
