@@ -120,3 +120,47 @@ def test_bad_configurations_fail_by_name(tmp_path):
   names = [s.name for s in plan.build(plan.PlanConfig(run_dir=str(tmp_path), education_methods=("sft", "mtpo"),
                                                       negotiation_methods=("sft",)))]
   assert "education/judges/pm_conversation" in names and "education/judges/rm_conversation" not in names
+
+
+def _intransitive_config(run_dir):
+  gin_registry.parse_config(["experiments/pipeline_intransitive_tiny.gin"], [f"MODEL_DIR = '{run_dir}'"])
+  q = lambda k: gin.query_parameter(f"PipelinePlan.{k}")
+  return plan.PlanConfig(run_dir=str(run_dir), overrides={k: tuple(v) for k, v in q("overrides").items()},
+                         seeds=tuple(q("seeds")), model_gin_files=tuple(q("model_gin_files")),
+                         model_bindings=tuple(q("model_bindings")), judge=q("judge"),
+                         challengers=tuple(q("challengers")), education_methods=tuple(q("education_methods")),
+                         negotiation_methods=tuple(q("negotiation_methods")), train_student=q("train_student"))
+
+
+def test_intransitive_experiment_puts_the_panel_everywhere(tmp_path, tiny_config):
+  """The panel labels every judge's pairs, measures every RL run's win rate and judges the evaluation, which
+  also plays the canonical strategies; no negotiation stage; the default pipeline's commands stay as they were."""
+  graph = plan.build(_intransitive_config(tmp_path))
+  names = [s.name for s in graph]
+  assert not any(n.startswith("negotiation") for n in names)
+  assert sorted(n for n in names if "/rl/" in n) == [f"education/rl/{m}/seed0" for m in ("mtpo", "mtpo_tau",
+                                                                                        "rlhf_multi")]
+  for stage in graph:
+    if stage.command and stage.command[2] == "mtpo_jax.main":
+      files, bindings = bindings_of(stage)
+      gin_registry.parse_config(files, bindings)
+      job = gin.query_parameter("run.job").selector
+      if job == "train_scorer":
+        assert gin.query_parameter("PairData.judge").selector == "PopulationJudge", stage.name
+      if job == "train_rl":
+        assert gin.query_parameter("train_rl.eval_judge").selector == "PopulationJudge", stage.name
+  (evaluation,) = [s for s in graph if s.name == "education/evaluation"]
+  assert "--judge=population" in evaluation.command
+  assert "--run=discover=canonical:discover" in evaluation.command
+  assert "--run=lecture=canonical:lecture" in evaluation.command
+  for stage in plan.build(tiny_config):
+    assert not any("PopulationJudge" in c or c.startswith("--judge") for c in stage.command or ()), stage.name
+
+
+def test_bad_judge_or_challenger_is_named(tmp_path):
+  with pytest.raises(ValueError, match="PipelinePlan.judge must be one of \\['rubric', 'population'\\], got 'panel'"):
+    plan.build(plan.PlanConfig(run_dir=str(tmp_path), judge="panel"))
+  with pytest.raises(ValueError, match="challenger 'discover' is not a scripted teacher"):
+    plan.build(plan.PlanConfig(run_dir=str(tmp_path), challengers=("discover",)))
+  with pytest.raises(ValueError, match="both empty"):
+    plan.build(plan.PlanConfig(run_dir=str(tmp_path), education_methods=(), negotiation_methods=()))

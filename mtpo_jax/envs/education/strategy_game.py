@@ -56,7 +56,7 @@ def data_policy_rates(num_records: int = 2000, seed: int = 0, split: str = "trai
 
 
 def twin_prediction(pref: np.ndarray, mu_ask: float, mu_styles: np.ndarray, alpha: float = 0.01,
-                    num_iters: int = 3000, tau: float | None = None) -> dict[str, Any]:
+                    num_iters: int = 10000, tau: float | None = None) -> dict[str, Any]:
   """Solves the twin game exactly: MTPO (Eq. 2), MTPO-tau (tau None: the theory's alpha*eta_t mixing; a float:
   the experiments' constant tau) and multi-turn RLHF on a BT reward fitted
   to mu's data (digest C6). Returns each policy's distribution over the final strategies, its exploitability
