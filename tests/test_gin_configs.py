@@ -54,3 +54,12 @@ def test_includes_resolve_beside_same_named_folders(tmp_path, monkeypatch):
   gin_registry.parse_config(["experiments/sft_tiny.gin", "meshes/cpu.gin"], ["MODEL_DIR='/tmp/unused'"])
   assert gin.query_parameter("LoopSettings.num_steps") > 0
   gin.clear_config()
+
+
+def test_population_judge_overlay_binds_the_panel():
+  gin_registry.parse_config(["experiments/mtpo_tiny.gin", "judges/population.gin", "meshes/cpu.gin"],
+                            ["MODEL_DIR='/tmp/unused'", "train_rl.judge = @PopulationJudge()",
+                             "PopulationJudge.aggregate = 'majority'"])
+  for name in ("PairData.judge", "train_rl.eval_judge", "train_rl.judge"):
+    assert gin.query_parameter(name).selector == "PopulationJudge", name
+  gin.clear_config()

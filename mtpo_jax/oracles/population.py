@@ -24,8 +24,9 @@ P(a, a) == 1/2 bit for bit.
 
 Why tastes and not only emphasis [our choice; the paper's raters are one LLM]: a panel that differs only in
 criterion multipliers produced no cycle among the data generator's 20 teacher strategies at the policy level
-(best cycle: min P = 0.528 over a grid of emphasis 2-8, multiplier 0-1 for the others, T 0.25-1; docs/intransitive.md),
-because the rubric's criteria move together across strategies. Raters with rotated pedagogical ideals, the
+and none among the canonical strategies, which always had a Condorcet winner (best cycle: min P = 0.528 and
+0.498 over a grid of emphasis 2-8, multiplier 0-1 for the others, T 0.25-1; `tools/intransitive_panel.py
+--emphasis_grid`), because the rubric's criteria move together across strategies. Raters with rotated pedagogical ideals, the
 classic Condorcet profile (content-first: lecture > hands-on > interactive; engagement-first: interactive >
 lecture > hands-on; style-first: hands-on > interactive > lecture), produce cycles that survive averaging over
 students, the way real rater pools do.
@@ -38,6 +39,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from mtpo_jax.envs.education.attributes import STYLES
 from mtpo_jax.oracles.base import check_same_contexts
 from mtpo_jax.oracles.rubric import RubricJudge
 from mtpo_jax.types import Conversation
@@ -59,7 +61,6 @@ class Rater:
   temperature: float = 0.5
 
   def __post_init__(self):
-    from mtpo_jax.envs.education.attributes import STYLES
     bad = sorted(set(self.emphasis) - set(CRITERIA))
     if bad:
       raise ValueError(f"rater {self.name!r}: unknown criteria {bad}; expected some of {list(CRITERIA)}")
@@ -84,9 +85,10 @@ class Rater:
 #     personalisation as such (discovery, adaptation x0);
 #   style-first values personalisation (discovery, adaptation x2).
 # Tastes are the Condorcet profile over lecture / hands-on / interactive (creative and assessment lessons are
-# nobody's favourite), worth up to 8 points, about the rubric's whole range. These values were chosen as a
-# simple setting, among the 6,000 of a random search over emphasis 0-6, taste weight 2-8 and T 0.25-1, at which
-# the canonical strategies' policy-level preferences have no Condorcet winner (docs/intransitive.md).
+# nobody's favourite), worth up to 8 points, about the rubric's whole range. These values are the best of a
+# random search over 6,000 panels (emphasis 0-6, taste weight 2-8, T 0.25-1; `tools/intransitive_panel.py
+# --search 6000`): the canonical strategies' policy-level preferences then have no Condorcet winner, and every
+# pure strategy loses to another by at least 0.576 (docs/intransitive.md).
 CONTENT_FIRST = Rater("content-first", emphasis={"clarity": 4.0, "substance": 4.0, "discovery": 0.0,
                                                  "participation": 0.0},
                       taste={"lecture": 1.0, "hands_on": 0.5}, taste_weight=8.0)

@@ -264,9 +264,15 @@ def _education(b: _Builder, data_dir: str) -> None:
     partner = "rm" + judge[2:] if judge.startswith("pm") else None  # the pm reuses the rm's sampled pairs
     share = f"education/judges/{partner}" if partner in needed else None
     # None: pair_sources.default_judge, the rubric (in its partial mode for single-turn-reward pairs)
-    labeller = "None" if cfg.judge == "rubric" else GROUND_TRUTH[cfg.judge]
+    if cfg.judge == "rubric":
+      labels = ["PairData.judge = None"]
+    elif source == "single_turn_reward":  # partial conversations: the judge's prefix mode, as for the rubric
+      labels = [f"PairData.judge = {GROUND_TRUTH[cfg.judge].replace('@', '@partial/')}",
+                f"partial/{GROUND_TRUTH[cfg.judge][1:-2]}.partial = True"]
+    else:
+      labels = [f"PairData.judge = {GROUND_TRUTH[cfg.judge]}"]
     _scorer(b, f"education/judges/{judge}", kind, source, sft, ["scorer", f"scorer/{judge}"],
-            extra=[f"PairData.judge = {labeller}"], share_with=share, student=student)
+            extra=labels, share_with=share, student=student)
   runs: dict[str, list[str]] = {}
   for key in cfg.education_methods:
     m = EDUCATION_METHODS[key]

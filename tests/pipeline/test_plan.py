@@ -164,3 +164,20 @@ def test_bad_judge_or_challenger_is_named(tmp_path):
     plan.build(plan.PlanConfig(run_dir=str(tmp_path), challengers=("discover",)))
   with pytest.raises(ValueError, match="both empty"):
     plan.build(plan.PlanConfig(run_dir=str(tmp_path), education_methods=(), negotiation_methods=()))
+
+
+def test_population_judge_labels_single_turn_reward_pairs_in_prefix_mode(tmp_path):
+  graph = plan.build(plan.PlanConfig(run_dir=str(tmp_path), judge="population", negotiation_methods=()))
+  seen = set()
+  for stage in graph:
+    if stage.name.startswith("education/judges/"):
+      files, bindings = bindings_of(stage)
+      gin_registry.parse_config(files, bindings)
+      judge = gin.query_parameter("PairData.judge")
+      assert judge.selector == "PopulationJudge", stage.name
+      partial = "single_turn_reward" in stage.name
+      assert (judge.scopes == ["partial"]) == partial, stage.name
+      if partial:
+        assert gin.query_parameter("partial/PopulationJudge.partial") is True
+      seen.add(stage.name)
+  assert len(seen) == 6
