@@ -26,7 +26,7 @@ import time
 from typing import Any, Sequence
 
 from mtpo_jax import atomic_files, cli_errors
-from mtpo_jax.envs.education import scripted_teacher
+from mtpo_jax.envs.education import scripted_teacher, strategy_game
 from mtpo_jax.evaluation import policies as pol
 from mtpo_jax.evaluation import report
 from mtpo_jax.evaluation.win_matrix import WinMatrix, grouped_win_matrix
@@ -176,6 +176,9 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
     info["runs"][name] = [{"run_dir": d, "checkpoint_dir": loaded[k].checkpoint_dir, "step": loaded[k].step,
                            "layout": loaded[k].layout, "meta": loaded[k].meta} if k in loaded
                           else {"scripted_teacher": d} for k, d in seed_runs({name: dirs}).items()]
+  if args.env == "education":  # where each method's conversations sit among the teaching strategies
+    info["strategy_profiles"] = {name: strategy_game.strategy_profile([c for run in runs_ for c in run])
+                                 for name, runs_ in conversations.items()}
   text = write_outputs(args.out, result, conversations, judge, args.runs, info, args.num_samples)
   print(text)
   return result

@@ -140,7 +140,7 @@ def write_results(run_dir: str, wall_seconds: Mapping[str, float], command: str,
       trained = [n for n in edu["names"] if n in PAPER_TABLE1_ORDER or n == "IterPPO"]
       out += ["## The intransitive judge (docs/intransitive.md)", "",
               intransitive.report_markdown(edu["names"], edu["matrix"], edu["low"], edu["high"], trained,
-                                           mu_ask, mu_styles), ""]
+                                           mu_ask, mu_styles, profiles=edu.get("strategy_profiles")), ""]
   if neg is not None:
     out += ["## Negotiation: explicit reward (Table 3 analogue)", "", negotiation_table(neg), "",
             _matrix_section(os.path.join(run_dir, "negotiation", "evaluation", "win_matrix.md")), "",

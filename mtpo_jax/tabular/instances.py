@@ -98,7 +98,8 @@ def strategy_game(pref: np.ndarray, mu_ask: float, mu_styles: np.ndarray) -> Lay
   pref:      [1 + K, 1 + K] P(strategy i's conversation > strategy j's) on the same context, averaged over
              contexts (a judge's policy-level matrix: envs/education/strategy_game.py), index 0 = discover.
   Layer 1: one state; action ASK (mu_ask) -> ASKED, action TEACH (1 - mu_ask) -> TEACHING; the other K - 2
-           actions are unavailable (mu = 0).
+           actions are unavailable (mu = 0), and so is ASK when mu_ask = 0 (a reference policy that never asks:
+           every policy regularised towards it keeps to the styles).
   Layer 2: ASKED has one available action (teach the answered style) -> DISCOVER; TEACHING has K actions,
            style k -> final state 1 + k, with mu = mu_styles [K].
   The student's hidden preference is averaged inside `pref`, so transitions are deterministic.
@@ -108,8 +109,8 @@ def strategy_game(pref: np.ndarray, mu_ask: float, mu_styles: np.ndarray) -> Lay
   k = mu_styles.shape[0]
   if pref.shape != (1 + k, 1 + k):
     raise ValueError(f"pref must be [{1 + k}, {1 + k}] (discover + {k} styles), got {pref.shape}")
-  if not 0 < mu_ask < 1 or k < 2:
-    raise ValueError(f"need 0 < mu_ask < 1 and at least two styles, got mu_ask={mu_ask}, {k} styles")
+  if not 0 <= mu_ask < 1 or k < 2:
+    raise ValueError(f"need 0 <= mu_ask < 1 and at least two styles, got mu_ask={mu_ask}, {k} styles")
   trans1 = np.zeros((1, 1, k, 2))
   trans1[0, 0, ASK, ASKED] = trans1[0, 0, TEACH, TEACHING] = 1.0
   trans1[0, 0, 2:, TEACHING] = 1.0  # unavailable actions still need a valid row

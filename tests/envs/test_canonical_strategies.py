@@ -72,3 +72,28 @@ def test_data_policy_rates_match_a_direct_count():
   assert mu_ask == asks / 60
   assert mu_styles.shape == (len(attributes.STYLES),) and mu_styles.sum() == pytest.approx(1.0)
   assert 0 < mu_ask < 0.5
+
+
+def test_strategy_profile_reads_the_strategies(contexts):
+  discover = strategy_game.strategy_profile(scripted_teacher.play("canonical:discover", contexts, max_agent_turns=3))
+  assert discover["asks_first"] == 1.0 and discover["asks"] == 1.0 and discover["topical_turns"] == 2.0
+  prefs = [profile_of(c).preference for c in contexts]
+  for style in attributes.STYLES:  # it teaches each student's answered style, twice
+    assert discover["styles"][style] == pytest.approx(prefs.count(style) / len(prefs))
+  lecture = strategy_game.strategy_profile(scripted_teacher.play("canonical:lecture", contexts, max_agent_turns=3))
+  assert lecture["asks_first"] == 0.0 and lecture["topical_turns"] == 3.0 and lecture["styles"]["lecture"] == 1.0
+
+
+def test_report_shows_profiles_and_the_twin():
+  names = ["SFT", "MTPO", *(n.split(":", 1)[1] for n in strategy_game.CANONICAL)]
+  m = np.full((len(names), len(names)), 0.5)
+  cyc = {("discover", "interactive"): 0.6, ("interactive", "lecture"): 0.6, ("lecture", "discover"): 0.6}
+  for (a, b), p in cyc.items():
+    m[names.index(a), names.index(b)], m[names.index(b), names.index(a)] = p, 1 - p
+  profile = {"asks_first": 0.25, "asks": 0.5, "topical_turns": 2.0,
+             "styles": dict.fromkeys((*attributes.STYLES, "none"), 1 / 6)}
+  text = strategy_game.report_markdown(names, m, m - 0.1, m + 0.1, ["SFT", "MTPO"], 0.2,
+                                       np.full(5, 0.2), profiles={"MTPO": profile})
+  assert "| MTPO | 0.25 | 0.50 | 2.00 |" in text
+  assert "| RLHF-m | 1.00 | 0.00 | 0.00 |" not in text  # no trained RLHF-m row here
+  assert "| RLHF-m |" in text and "Tabular twin" in text  # the twin's own RLHF-m row

@@ -224,6 +224,17 @@ def test_cli_end_to_end_on_two_tiny_policies(tmp_path, capsys):
   assert data["n_contexts"] == 4 and data["runs"]["mtpo"][0]["layout"] == "rl" and data["runs"]["sft"][0]["step"] == 5
   m = np.array(data["matrix"])
   assert np.array_equal(m + m.T, np.ones((3, 3)))
+  assert set(data["strategy_profiles"]) == {"sft", "again", "mtpo"} and data["judge"] == "rubric"
+  assert data["strategy_profiles"]["sft"] == data["strategy_profiles"]["again"]
+  # Under the rater panel, with canonical strategies as challengers: a cycle among them shows in the matrix.
+  panel = evaluate.evaluate(["--run", f"sft={sft}", "--run", "discover=canonical:discover", "--run",
+                             "interactive=canonical:interactive", "--run", "lecture=canonical:lecture", "--out",
+                             str(tmp_path / "panel"), "--num_contexts", "48", "--split", "test", "--resamples", "50", "--judge",
+                             "population", "--max_agent_turns", "3"])
+  d, i, lec = (panel.names.index(n) for n in ("discover", "interactive", "lecture"))
+  assert panel.matrix[d, i] > 0.5 and panel.matrix[i, lec] > 0.5 and panel.matrix[lec, d] > 0.5
+  assert json.loads((tmp_path / "panel" / "win_matrix.json").read_text())["strategy_profiles"]["discover"][
+      "asks_first"] == 1.0
   # The same policy under two names plays identical conversations (shared sampling keys): a tie, exactly.
   assert result.matrix[0, 1] == 0.5 and result.low[0, 1] == 0.5 and result.high[0, 1] == 0.5
   samples = (out / "samples.md").read_text()

@@ -79,3 +79,18 @@ def test_twin_prediction_report(twin):
   assert pred["policies"]["MTPO-tau"]["exploitability"] < 1e-3
   table = strategy_game.twin_table(pred, NAMES)
   assert "| RLHF-m |" in table and "lecture (0." in table
+
+
+def test_a_reference_that_never_asks_keeps_the_twin_to_the_styles(twin):
+  """mu_ask = 0 (the trained tiny SFT policy never asks first): asking is unavailable to every policy, and the
+  best response is sought among the styles; the styles alone still cycle (interactive > lecture > hands-on >
+  interactive), so RLHF stays exploitable."""
+  _, pref, _, mu_styles = twin
+  pred = strategy_game.twin_prediction(pref, 0.0, mu_styles, ALPHA)
+  for name, p in pred["policies"].items():
+    assert p["final"][0] == 0.0, name
+    assert NAMES[p["best_response"]] != "discover", name
+  i, lec, h = (NAMES.index(n) for n in ("interactive", "lecture", "hands_on"))
+  assert pref[i, lec] > 0.5 and pref[lec, h] > 0.5 and pref[h, i] > 0.5
+  assert pred["policies"]["MTPO"]["exploitability"] < 1e-9
+  assert pred["policies"]["RLHF-m"]["exploitability"] > 0.01

@@ -5,6 +5,7 @@ tabular twin's prediction, and the exploitability proxy of trained policies.
     data_policy_rates   how often the SFT data's teacher asks first, and which styles it teaches (the twin's mu)
     twin_prediction     MTPO, MTPO-tau and multi-turn RLHF solved exactly on tabular/instances.strategy_game
     exploitability_proxy  per policy of a win-rate matrix: the best win rate any other row achieves against it
+    strategy_profile    where a policy's conversations sit among the strategies: asks first, styles taught
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mtpo_jax.envs.education import attributes, cues, generator, scripted_teache
 from mtpo_jax.envs.education.convert import record_to_conversation
 from mtpo_jax.tabular import algorithms, baselines, instances, nash, values
 from mtpo_jax.tabular import mdp as mdp_lib
-from mtpo_jax.types import Context
+from mtpo_jax.types import Context, Conversation
 
 CANONICAL = scripted_teacher.canonical_names()  # discover, then one per style (attributes.STYLES order)
 
@@ -55,13 +56,35 @@ def data_policy_rates(num_records: int = 2000, seed: int = 0, split: str = "trai
   return asks / num_records, counts / counts.sum()
 
 
+def strategy_profile(conversations: Sequence[Conversation]) -> dict[str, Any]:
+  """How a policy plays, read by cues.py from its conversations: `asks_first` (share whose first teacher turn asks
+  how the student learns, discover's opening), `asks` (share asking in any turn), `styles` (share of teaching
+  turns detected in each style of attributes.STYLES; `none` for turns with no detected style) and
+  `topical_turns` (mean teaching turns with >= 2 topic words per conversation)."""
+  asks_first = asks = topical = 0
+  styles = dict.fromkeys((*attributes.STYLES, "none"), 0)
+  for conv in conversations:
+    topic = conv.context.visible["topic"]
+    turns = [cues.analyze_turn(t.text, topic) for t in conv.turns if t.is_agent]
+    asks_first += bool(turns) and turns[0].asks_preference
+    asks += any(c.asks_preference for c in turns)
+    for c in turns:
+      if cues.is_teaching(c):
+        styles[c.style if c.style in attributes.STYLES else "none"] += 1
+        topical += c.content >= 2
+  n, taught = max(1, len(conversations)), max(1, sum(styles.values()))
+  return {"asks_first": asks_first / n, "asks": asks / n, "topical_turns": topical / n,
+          "styles": {k: v / taught for k, v in styles.items()}}
+
+
 def twin_prediction(pref: np.ndarray, mu_ask: float, mu_styles: np.ndarray, alpha: float = 0.01,
                     num_iters: int = 10000, tau: float | None = None) -> dict[str, Any]:
   """Solves the twin game exactly: MTPO (Eq. 2), MTPO-tau (tau None: the theory's alpha*eta_t mixing; a float:
   the experiments' constant tau) and multi-turn RLHF on a BT reward fitted
   to mu's data (digest C6). Returns each policy's distribution over the final strategies, its exploitability
-  (regularised, Lemma 3.2: max_pi' P_alpha(pi' > pi) - 1/2), the best pure strategy against it and that
-  strategy's unregularised win rate, and P(MTPO > RLHF) unregularised and regularised."""
+  (regularised, Lemma 3.2: max_pi' P_alpha(pi' > pi) - 1/2), the best pure strategy against it among those mu
+  plays (with mu_ask = 0 the game has no discover) and that strategy's unregularised win rate, and P(MTPO > RLHF)
+  unregularised and regularised."""
   game = instances.strategy_game(pref, mu_ask, mu_styles)
   reward = baselines.final_state_reward_model(game, game.mu)
   policies = {
@@ -73,9 +96,10 @@ def twin_prediction(pref: np.ndarray, mu_ask: float, mu_styles: np.ndarray, alph
   pref = np.asarray(pref, np.float64)
   out: dict[str, Any] = {"alpha": alpha, "mu_ask": mu_ask, "mu_styles": np.asarray(mu_styles).tolist(),
                          "bt_reward": np.asarray(reward)[0].tolist(), "policies": {}}
+  reachable = np.asarray(values.reach_probs(game, game.mu)[-1][0]) > 0  # strategies mu can play (MTPO's support)
   for name, pi in policies.items():
     final = np.asarray(values.reach_probs(game, pi)[-1][0])
-    against = pref @ final  # [S] win rate of each pure strategy against pi
+    against = np.where(reachable, pref @ final, -np.inf)  # [S] win rate of each playable pure strategy against pi
     out["policies"][name] = {
         "final": final.tolist(), "exploitability": float(nash.exploitability(game, pi, alpha)),
         "best_response": int(np.argmax(against)), "best_response_win_rate": float(against.max())}
@@ -111,7 +135,8 @@ def twin_table(prediction: Mapping[str, Any], strategy_names: Sequence[str]) -> 
 
 
 def report_markdown(names: Sequence[str], matrix: np.ndarray, low: np.ndarray, high: np.ndarray,
-                    trained: Sequence[str], mu_ask: float, mu_styles: np.ndarray, alpha: float = 0.01) -> str:
+                    trained: Sequence[str], mu_ask: float, mu_styles: np.ndarray, alpha: float = 0.01,
+                    profiles: Mapping[str, Mapping[str, Any]] | None = None) -> str:
   """The intransitive experiment's section of results.md from the evaluation's win matrix (trained methods and
   the canonical strategies, named by strategy): the exploitability proxy of every trained policy, MTPO against
   RLHF-m, and the twin's prediction from the strategies' own sub-matrix."""
@@ -127,15 +152,32 @@ def report_markdown(names: Sequence[str], matrix: np.ndarray, low: np.ndarray, h
   if "MTPO" in idx and "RLHF-m" in idx:
     i, j = idx["MTPO"], idx["RLHF-m"]
     lines += ["", f"MTPO vs RLHF-m: {m[i, j]:.3f} [{lo[i, j]:.2f}, {hi[i, j]:.2f}]."]
+  if profiles:
+    lines += ["", "### How each policy plays (strategy_profile: cues.py reading its evaluation conversations)", "",
+              "| policy | asks first | asks at all | topical teaching turns | "
+              + " | ".join(f"{s} lessons" for s in (*attributes.STYLES, "none")) + " |",
+              "|---" * (5 + len(attributes.STYLES)) + "|"]
+    for name, p in profiles.items():
+      lines.append(f"| {name} | {p['asks_first']:.2f} | {p['asks']:.2f} | {p['topical_turns']:.2f} | "
+                   + " | ".join(f"{p['styles'][s]:.2f}" for s in (*attributes.STYLES, "none")) + " |")
   strategies = [n.split(":", 1)[1] for n in CANONICAL]
-  if all(s in idx for s in strategies):
-    sub = m[np.ix_([idx[s] for s in strategies], [idx[s] for s in strategies])]
-    pred = twin_prediction(sub, mu_ask, mu_styles, alpha)
-    lines += ["", f"### Tabular twin (alpha = {alpha}, mu: asks first {mu_ask:.2f}, styles "
-              + ", ".join(f"{s} {p:.2f}" for s, p in zip(strategies[1:], mu_styles)) + ")", "",
+  if not all(s in idx for s in strategies):
+    return "\n".join(lines)
+  sub = m[np.ix_([idx[s] for s in strategies], [idx[s] for s in strategies])]
+  mus = [("mu = the generated SFT data", mu_ask, np.asarray(mu_styles))]
+  if profiles and "SFT" in profiles:  # what the trained SFT policy actually plays (unstyled turns left out)
+    sft = profiles["SFT"]
+    styles = np.array([sft["styles"][s] for s in attributes.STYLES])
+    if styles.sum() > 0:
+      mus.append(("mu = the trained SFT policy's profile", sft["asks_first"], styles / styles.sum()))
+  for title, ask, styles in mus:
+    pred = twin_prediction(sub, ask, styles, alpha)
+    lines += ["", f"### Tabular twin, {title} (alpha = {alpha}; asks first {ask:.2f}, styles "
+              + ", ".join(f"{s} {p:.2f}" for s, p in zip(strategies[1:], styles)) + ")", "",
               "The canonical strategies' sub-matrix above as the preference of tabular/instances.strategy_game, "
               "solved exactly (envs/education/strategy_game.py):", "", twin_table(pred, strategies), "",
               f"Twin: P(MTPO > RLHF-m) = {pred['mtpo_vs_rlhf']:.3f} (regularised, P_alpha: "
               f"{pred['mtpo_vs_rlhf_regularised']:.3f}); the BT reward fitted to mu's pairs ranks "
-              + " > ".join(strategies[k] for k in np.argsort(pred["bt_reward"])[::-1]) + "."]
+              + " > ".join(strategies[k] for k in np.argsort(pred["bt_reward"])[::-1]
+                           if ask > 0 or strategies[k] != "discover") + "."]
   return "\n".join(lines)
