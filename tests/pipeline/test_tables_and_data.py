@@ -87,3 +87,31 @@ def test_learned_judges_render_negotiation_with_the_visible_car_only(tmp_path):
   assert rm[0].startswith(nx.header(records[0], hidden=False) + "\n")
   assert pm[0].startswith(nx.header(records[0], hidden=False) + "\nA:")
   assert not any(str(records[0]["background_info"]["buyer_budget"]) in x.split("\n")[0] for x in rm + pm)
+
+
+def test_results_md_has_the_intransitive_section_only_under_the_panel(tmp_path):
+  """write_results adds the exploitability proxy, the profiles and the twin when the evaluation's judge was the
+  panel, and nothing when it was the rubric."""
+  from mtpo_jax.envs.education import strategy_game
+  strategies = [n.split(":", 1)[1] for n in strategy_game.CANONICAL]
+  names = ["SFT", "RLHF-m", "MTPO", *strategies]
+  m = np.full((len(names), len(names)), 0.5)
+  for a, b in (("discover", "interactive"), ("interactive", "lecture"), ("lecture", "discover"), ("MTPO", "SFT"),
+               ("lecture", "MTPO"), ("discover", "RLHF-m")):
+    m[names.index(a), names.index(b)], m[names.index(b), names.index(a)] = 0.6, 0.4
+  profile = {"asks_first": 0.0, "asks": 0.0, "topical_turns": 0.1,
+             "styles": {"interactive": 0.2, "lecture": 0.4, "hands_on": 0.2, "creative": 0.1, "assessment": 0.1,
+                        "none": 0.0}}
+  edu = {**_result(names, m, 0.05), "scores": None, "seed_std": None, "n_contexts": 8, "judge": "population",
+         "strategy_profiles": {"SFT": profile, "MTPO": profile}}
+  out = tmp_path / "education" / "evaluation"
+  out.mkdir(parents=True)
+  (out / "win_matrix.json").write_text(json.dumps(edu))
+  (out / "win_matrix.md").write_text("# title\n\n| table |\nPolicies:\n- x\n")
+  text = tables.write_results(str(tmp_path), {"education/evaluation": 1.0}, "cmd")
+  assert "## The intransitive judge" in text
+  assert "| RLHF-m | discover | 0.600 [0.55, 0.65] |" in text and "| MTPO | lecture | 0.600" in text
+  assert "| SFT | 0.00 | 0.00 | 0.10 |" in text
+  assert "mu = the trained SFT policy's profile" in text and "MTPO vs RLHF-m: 0.500" in text
+  (out / "win_matrix.json").write_text(json.dumps({**edu, "judge": "rubric"}))
+  assert "intransitive" not in tables.write_results(str(tmp_path), {"education/evaluation": 1.0}, "cmd")
