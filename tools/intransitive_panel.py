@@ -39,29 +39,6 @@ STRATEGIES = scripted_teacher.canonical_names()
 SHORT = [n.split(":", 1)[1] for n in STRATEGIES]
 
 
-def best_order_accuracy(p: np.ndarray) -> float:
-  """The highest accuracy a total order reaches on labels drawn from p[i, j] = P(i > j)."""
-  pairs = list(itertools.combinations(range(p.shape[0]), 2))
-  best = 0.0
-  for order in itertools.permutations(range(p.shape[0])):
-    rank = np.argsort(order)
-    best = max(best, float(np.mean([p[i, j] if rank[i] < rank[j] else p[j, i] for i, j in pairs])))
-  return best
-
-
-def own_accuracy(p: np.ndarray) -> float:
-  return float(np.mean([max(p[i, j], p[j, i]) for i, j in itertools.combinations(range(p.shape[0]), 2)]))
-
-
-def pair_matrix(judge, convs) -> np.ndarray:
-  n = len(convs)
-  p = np.full((n, n), 0.5)
-  for i, j in itertools.combinations(range(n), 2):
-    p[i, j] = float(np.mean(judge.preference(convs[i], convs[j])))
-    p[j, i] = 1.0 - p[i, j]
-  return p
-
-
 def fmt(m: np.ndarray, names) -> str:
   lines = ["| row > col | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
   lines += [f"| {n} | " + " | ".join("-" if i == j else f"{m[i, j]:.3f}" for j in range(len(names))) + " |"
@@ -73,15 +50,16 @@ def report(num_contexts: int, alpha: float) -> None:
   contexts = registry.contexts("education", num_contexts, 0, "test")
   played = {n: scripted_teacher.play(n, contexts, max_agent_turns=3) for n in STRATEGIES}
   for label, judge in (("panel", PopulationJudge()), ("rubric", RubricJudge())):
-    m = pair_matrix(judge, [played[n] for n in STRATEGIES])
+    m = strategy_game.pairwise_matrix(judge, [played[n] for n in STRATEGIES])
     conv_own, conv_bt = [], []
     for c in range(num_contexts):
-      p = pair_matrix(judge, [[played[n][c]] for n in STRATEGIES])
-      conv_own.append(own_accuracy(p))
-      conv_bt.append(best_order_accuracy(p))
+      p = strategy_game.pairwise_matrix(judge, [[played[n][c]] for n in STRATEGIES])
+      conv_own.append(strategy_game.own_accuracy(p))
+      conv_bt.append(strategy_game.best_order_accuracy(p))
     print(f"## {label}: policy-level matrix on {num_contexts} test contexts\n\n{fmt(m, SHORT)}\n")
     print(f"{label}: conversation level, own accuracy {np.mean(conv_own):.4f}, best BT {np.mean(conv_bt):.4f}; "
-          f"policy level, own {own_accuracy(m):.4f}, best BT {best_order_accuracy(m):.4f}\n")
+          f"policy level, own {strategy_game.own_accuracy(m):.4f}, best BT "
+          f"{strategy_game.best_order_accuracy(m):.4f}\n")
     if label == "panel":
       panel_matrix = m
   mu_ask, mu_styles = strategy_game.data_policy_rates()

@@ -35,8 +35,8 @@ from mtpo_jax.envs import registry
 from mtpo_jax.envs.registry import ConversationSettings
 from mtpo_jax.oracles.bradley_terry import sale_reward_judge
 
+GROUND_TRUTH_JUDGES = ("rubric", "population")  # --judge for education
 # train_rl's defaults, used when neither the command line nor any run's config.gin sets them.
-GROUND_TRUTH_JUDGES = ("rubric", "population")
 DEFAULT_SETTINGS = {"max_agent_turns": 10, "input_length": 512, "max_turn_tokens": 64, "temperature": 1.0}
 
 
@@ -144,9 +144,7 @@ def evaluate(argv: Sequence[str] | None = None) -> WinMatrix:
       if args.env != "education" or args.student:
         raise ValueError(f"--run {directory}: scripted teachers play Education Dialogue with the scripted student "
                          "only (no --student, --env education)")
-      # fail on a bad name before any work
-      (scripted_teacher.parse_canonical if directory.startswith(scripted_teacher.CANONICAL_PREFIX)
-       else scripted_teacher.parse_name)(directory)
+      scripted_teacher.check_name(directory)  # fail on a bad name before any work
       scripted[key] = directory
       continue
     config = pol.model_config(directory, args.gin_file, args.gin)

@@ -142,8 +142,3 @@ class PopulationJudge:
     """[batch] float64 P(a[i] preferred to b[i]); exactly antisymmetric."""
     check_same_contexts(a, b)
     return aggregate_preference(self.rater_scores(a), self.rater_scores(b), self.temperatures, self.aggregate)
-
-  def preference_matrix(self, conversations: Sequence[Conversation]) -> np.ndarray:
-    """[n, n] P(x_i > x_j) among conversations of one context (each read once)."""
-    s = self.rater_scores(conversations)
-    return aggregate_preference(s[:, None, :], s[None, :, :], self.temperatures, self.aggregate)

@@ -27,6 +27,7 @@ import os
 import sys
 from typing import Mapping, Sequence
 
+from mtpo_jax.envs.education import scripted_teacher
 from mtpo_jax.pipeline import data_stages
 from mtpo_jax.pipeline.stages import Stage, main_command
 
@@ -70,8 +71,8 @@ JUDGES = {
     "pm_single_turn_value": ("preference_model", "single_turn_value"),
 }
 NEGOTIATION_JUDGES = {"rm": ("reward_model", "policy"), "pm": ("preference_model", "policy")}
-# Education Dialogue's ground truth (PlanConfig.judge) -> its Gin reference.
-GROUND_TRUTH = {"rubric": "@RubricJudge()", "population": "@PopulationJudge()"}
+# Education Dialogue's ground truth (PlanConfig.judge) -> its Gin configurable.
+GROUND_TRUTH = {"rubric": "RubricJudge", "population": "PopulationJudge"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _check(cfg: PlanConfig) -> None:
   if cfg.judge not in GROUND_TRUTH:
     raise ValueError(f"PipelinePlan.judge must be one of {list(GROUND_TRUTH)}, got {cfg.judge!r}")
   for name in cfg.challengers:
-    if not name.startswith(("scripted:", "canonical:")):
+    if not scripted_teacher.is_scripted(name):
       raise ValueError(f"challenger {name!r} is not a scripted teacher (scripted:<preference>:<reaction>) or a "
                        "canonical strategy (canonical:<strategy>)")
   if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
@@ -244,7 +245,7 @@ def _evaluate(b: _Builder, name: str, env: str, runs: Mapping[str, Sequence[str]
           "--vocab", b.vocab, *([f"--student={b.path(student, 'checkpoints')}"] if student else []),
           *[f"--gin={x}" for x in cfg.model_bindings],
           *[f"--gin_file={f}" for f in cfg.model_gin_files],
-          *[f"--run={label}={','.join(d if d.startswith(('scripted:', 'canonical:')) else b.path(d) for d in dirs)}"
+          *[f"--run={label}={','.join(d if scripted_teacher.is_scripted(d) else b.path(d) for d in dirs)}"
             for label, dirs in runs.items()],
           *b.over(override_key)]
   b.stages.append(Stage(name, tuple(deps) + ((student,) if student else ()), command=tuple(argv)))
@@ -267,10 +268,10 @@ def _education(b: _Builder, data_dir: str) -> None:
     if cfg.judge == "rubric":
       labels = ["PairData.judge = None"]
     elif source == "single_turn_reward":  # partial conversations: the judge's prefix mode, as for the rubric
-      labels = [f"PairData.judge = {GROUND_TRUTH[cfg.judge].replace('@', '@partial/')}",
-                f"partial/{GROUND_TRUTH[cfg.judge][1:-2]}.partial = True"]
+      labels = [f"PairData.judge = @partial/{GROUND_TRUTH[cfg.judge]}()",
+                f"partial/{GROUND_TRUTH[cfg.judge]}.partial = True"]
     else:
-      labels = [f"PairData.judge = {GROUND_TRUTH[cfg.judge]}"]
+      labels = [f"PairData.judge = @{GROUND_TRUTH[cfg.judge]}()"]
     _scorer(b, f"education/judges/{judge}", kind, source, sft, ["scorer", f"scorer/{judge}"],
             extra=labels, share_with=share, student=student)
   runs: dict[str, list[str]] = {}
@@ -284,7 +285,7 @@ def _education(b: _Builder, data_dir: str) -> None:
         _rl(b, f"education/rl/{key}/seed{s}", m, s, sft, judge_dir, JUDGES[m.judge][0],
             ["iterative_ppo"] if key == "iterative_ppo" else ["rl", f"rl/{key}"], student=student,
             extra=[] if key == "iterative_ppo" or cfg.judge == "rubric"
-            else [f"train_rl.eval_judge = {GROUND_TRUTH[cfg.judge]}"])
+            else [f"train_rl.eval_judge = @{GROUND_TRUTH[cfg.judge]}()"])
         for s in cfg.seeds]
   deps = [d for ds in runs.values() for d in ds]
   for name in cfg.challengers:

@@ -135,11 +135,11 @@ def write_results(run_dir: str, wall_seconds: Mapping[str, float], command: str,
     out += [f"| {c} | {e} | {v} |" for c, e, v in ordering_checks(edu)]
     out.append("")
     if edu.get("judge") == "population":
-      from mtpo_jax.envs.education import strategy_game as intransitive
-      mu_ask, mu_styles = intransitive.data_policy_rates()
+      from mtpo_jax.envs.education import strategy_game
+      mu_ask, mu_styles = strategy_game.data_policy_rates()
       trained = [n for n in edu["names"] if n in PAPER_TABLE1_ORDER or n == "IterPPO"]
       out += ["## The intransitive judge (docs/intransitive.md)", "",
-              intransitive.report_markdown(edu["names"], edu["matrix"], edu["low"], edu["high"], trained,
+              strategy_game.report_markdown(edu["names"], edu["matrix"], edu["low"], edu["high"], trained,
                                            mu_ask, mu_styles, profiles=edu.get("strategy_profiles")), ""]
   if neg is not None:
     out += ["## Negotiation: explicit reward (Table 3 analogue)", "", negotiation_table(neg), "",

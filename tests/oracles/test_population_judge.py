@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mtpo_jax.envs import registry
-from mtpo_jax.envs.education import scripted_teacher
+from mtpo_jax.envs.education import scripted_teacher, strategy_game
 from mtpo_jax.oracles.population import DEFAULT_PANEL, PopulationJudge, Rater, aggregate_preference
 from mtpo_jax.oracles.rubric import RubricJudge
 
@@ -94,43 +94,31 @@ def test_one_neutral_rater_is_the_rubric(played):
                                atol=1e-12)
 
 
-def _best_order_accuracy(p: np.ndarray) -> float:
-  """Highest accuracy any total order of the items reaches on labels drawn from p[i, j] = P(i > j): a
-  Bradley-Terry model predicts by the order of its rewards, so no BT fit of any reward does better."""
-  n = p.shape[0]
-  pairs = list(itertools.combinations(range(n), 2))
-  best = 0.0
-  for order in itertools.permutations(range(n)):
-    rank = np.argsort(order)
-    best = max(best, np.mean([p[i, j] if rank[i] < rank[j] else p[j, i] for i, j in pairs]))
-  return float(best)
+def test_best_order_accuracy_by_hand():
+  """A 3-cycle at 0.8: the judge is right 0.8 of the time on every pair; any order gets two pairs right and one
+  wrong, (0.8 + 0.8 + 0.2) / 3. A transitive matrix: the order reaches the judge's own accuracy."""
+  cyc = np.array([[0.5, 0.8, 0.2], [0.2, 0.5, 0.8], [0.8, 0.2, 0.5]])
+  assert strategy_game.own_accuracy(cyc) == pytest.approx(0.8)
+  assert strategy_game.best_order_accuracy(cyc) == pytest.approx(0.6)
+  chain = np.array([[0.5, 0.3, 0.1], [0.7, 0.5, 0.4], [0.9, 0.6, 0.5]])  # 2 > 1 > 0
+  assert strategy_game.best_order_accuracy(chain) == pytest.approx((0.7 + 0.9 + 0.6) / 3)
 
 
 def _tournament_accuracies(judge, played, contexts) -> tuple[float, float]:
-  """(the judge's own accuracy on its labels: mean max(P, 1 - P), the best BT accuracy) over the tournaments of
-  the six strategies' conversations on each context."""
+  """(the judge's own accuracy on its labels, the best BT accuracy) over the tournaments of the six strategies'
+  conversations on each context (a BT model may give every conversation its own reward)."""
   own, bt = [], []
   for i in range(len(contexts)):
-    convs = [played[n][i] for n in STRATEGIES]
-    p = np.full((len(convs), len(convs)), 0.5)
-    for a, b in itertools.combinations(range(len(convs)), 2):
-      p[a, b] = float(judge.preference([convs[a]], [convs[b]])[0])
-      p[b, a] = 1.0 - p[a, b]
-    own.append(np.mean([max(p[a, b], p[b, a]) for a, b in itertools.combinations(range(len(convs)), 2)]))
-    bt.append(_best_order_accuracy(p))
+    p = strategy_game.pairwise_matrix(judge, [[played[n][i]] for n in STRATEGIES])
+    own.append(strategy_game.own_accuracy(p))
+    bt.append(strategy_game.best_order_accuracy(p))
   return float(np.mean(own)), float(np.mean(bt))
 
 
 def _strategy_accuracies(judge, played) -> tuple[float, float]:
-  """The same at the policy level: labels of strategy pairs on random contexts, p = the matrix of mean
-  preferences; (mean max(p, 1 - p), the best BT model over the six strategies)."""
-  n = len(STRATEGIES)
-  p = np.full((n, n), 0.5)
-  for a, b in itertools.combinations(range(n), 2):
-    p[a, b] = float(np.mean(judge.preference(played[STRATEGIES[a]], played[STRATEGIES[b]])))
-    p[b, a] = 1.0 - p[a, b]
-  own = float(np.mean([max(p[a, b], p[b, a]) for a, b in itertools.combinations(range(n), 2)]))
-  return own, _best_order_accuracy(p)
+  """The same at the policy level: p = the strategies' matrix of mean preferences (a reward per strategy)."""
+  p = strategy_game.pairwise_matrix(judge, [played[n] for n in STRATEGIES])
+  return strategy_game.own_accuracy(p), strategy_game.best_order_accuracy(p)
 
 
 def test_no_bradley_terry_model_reaches_the_panel(played, contexts):

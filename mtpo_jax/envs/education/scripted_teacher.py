@@ -82,6 +82,11 @@ def play(name: str, contexts: Sequence[Context], *, max_agent_turns: int, seed: 
   return out
 
 
+def check_name(name: str) -> None:
+  """ValueError naming the valid names unless `name` is a scripted teacher or a canonical strategy."""
+  (parse_canonical if name.startswith(CANONICAL_PREFIX) else parse_name)(name)
+
+
 def parse_canonical(name: str) -> str:
   """`canonical:<strategy>` -> strategy; ValueError naming the valid ones."""
   strategy = name[len(CANONICAL_PREFIX):] if name.startswith(CANONICAL_PREFIX) else None

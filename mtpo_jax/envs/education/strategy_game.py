@@ -2,6 +2,7 @@
 tabular twin's prediction, and the exploitability proxy of trained policies.
 
     strategy_matrix     P(strategy i > strategy j) averaged over contexts under a judge   [S, S]
+    best_order_accuracy the most any Bradley-Terry model reaches on a judge's labels (own_accuracy: the judge's)
     data_policy_rates   how often the SFT data's teacher asks first, and which styles it teaches (the twin's mu)
     twin_prediction     MTPO, MTPO-tau and multi-turn RLHF solved exactly on tabular/instances.strategy_game
     exploitability_proxy  per policy of a win-rate matrix: the best win rate any other row achieves against it
@@ -10,6 +11,7 @@ tabular twin's prediction, and the exploitability proxy of trained policies.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -23,17 +25,40 @@ from mtpo_jax.types import Context, Conversation
 CANONICAL = scripted_teacher.canonical_names()  # discover, then one per style (attributes.STYLES order)
 
 
-def strategy_matrix(judge: Any, contexts: Sequence[Context], *, max_agent_turns: int, seed: int = 0,
-                    names: Sequence[str] = tuple(CANONICAL)) -> np.ndarray:
-  """[S, S] mean over `contexts` of judge.preference(strategy i's conversation, strategy j's) on each context,
-  every strategy playing the scripted student with environment seed `seed`; antisymmetric up to rounding."""
-  convs = {n: scripted_teacher.play(n, contexts, max_agent_turns=max_agent_turns, seed=seed) for n in names}
-  m = np.full((len(names), len(names)), 0.5)
-  for i, a in enumerate(names):
-    for j, b in enumerate(names[i + 1:], i + 1):
-      m[i, j] = float(np.mean(judge.preference(convs[a], convs[b])))
+def pairwise_matrix(judge: Any, groups: Sequence[Sequence[Conversation]]) -> np.ndarray:
+  """[S, S] P(group i > group j): the mean of judge.preference over the aligned conversations of groups i and j
+  (conversation k of every group plays context k); the lower triangle is 1 - the upper, the diagonal 1/2."""
+  m = np.full((len(groups), len(groups)), 0.5)
+  for i in range(len(groups)):
+    for j in range(i + 1, len(groups)):
+      m[i, j] = float(np.mean(judge.preference(groups[i], groups[j])))
       m[j, i] = 1.0 - m[i, j]
   return m
+
+
+def strategy_matrix(judge: Any, contexts: Sequence[Context], *, max_agent_turns: int, seed: int = 0,
+                    names: Sequence[str] = tuple(CANONICAL)) -> np.ndarray:
+  """[S, S] `pairwise_matrix` of the strategies `names` on `contexts`, every strategy playing the scripted student
+  with environment seed `seed`."""
+  return pairwise_matrix(judge, [scripted_teacher.play(n, contexts, max_agent_turns=max_agent_turns, seed=seed)
+                                 for n in names])
+
+
+def own_accuracy(p: np.ndarray) -> float:
+  """Accuracy of a judge on labels drawn from its own p[i, j] = P(i > j): mean over pairs of max(P, 1 - P)."""
+  return float(np.mean([max(p[i, j], p[j, i]) for i, j in itertools.combinations(range(p.shape[0]), 2)]))
+
+
+def best_order_accuracy(p: np.ndarray) -> float:
+  """The highest accuracy any total order of the items reaches on labels drawn from p[i, j] = P(i > j), by
+  enumerating the orders (n! of them: for a handful of items). A Bradley-Terry model predicts by the order of its
+  rewards, so no BT fit of any reward does better."""
+  pairs = list(itertools.combinations(range(p.shape[0]), 2))
+  best = 0.0
+  for order in itertools.permutations(range(p.shape[0])):
+    rank = np.argsort(order)
+    best = max(best, float(np.mean([p[i, j] if rank[i] < rank[j] else p[j, i] for i, j in pairs])))
+  return best
 
 
 def data_policy_rates(num_records: int = 2000, seed: int = 0, split: str = "train",
